@@ -1,0 +1,173 @@
+//! `dkms status` output, in every format DKMS has printed.
+//!
+//! - before 2.8.6: `name, version, kernel, arch: state` (added only:
+//!   `name, version: added`);
+//! - from 2.8.6: `name/version, kernel, arch: state` (added only:
+//!   `name/version: added`);
+//! - `installed-weak` keeps the comma form in every release:
+//!   `name, version, kernel, arch: installed-weak from <kver>`;
+//! - suffixes in parentheses: `(original_module exists)` became
+//!   `(Original modules exist)` in 3.1.3, and
+//!   `(WARNING! Diff between built and installed module!)` became
+//!   `(Differences between built and installed modules)`.
+//!
+//! Lines that fit none of these (warnings DKMS prints on stdout) are kept
+//! aside rather than dropped, so the caller can report them.
+
+use serde::Serialize;
+
+/// The line layout an entry was printed in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Format {
+    /// `name, version, ...` (dkms before 2.8.6, and `installed-weak` lines).
+    #[serde(rename = "comma")]
+    Comma,
+    /// `name/version, ...` (dkms 2.8.6 and later).
+    #[serde(rename = "slash")]
+    Slash,
+}
+
+/// One module/version(/kernel/arch) line of `dkms status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    /// Module name.
+    pub module: String,
+    /// Module version.
+    pub version: String,
+    /// Kernel release; `None` for a version only added to the tree.
+    pub kernel: Option<String>,
+    /// Architecture; `None` for a version only added.
+    pub arch: Option<String>,
+    /// `added`, `built`, `installed`, `installed-weak`, `broken`, or
+    /// whatever a future release prints.
+    pub state: String,
+    /// For `installed-weak`: the kernel whose build is reused.
+    pub weak_from: Option<String>,
+    /// The `(original_module exists)` / `(Original modules exist)` suffix.
+    pub original_module_exists: bool,
+    /// The "diff between built and installed" warning suffix.
+    pub built_differs_from_installed: bool,
+    /// Parenthesised suffixes as printed, including unknown ones.
+    pub notes: Vec<String>,
+    /// Line layout.
+    pub format: Format,
+}
+
+/// Entries and the lines that were not entries.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Status {
+    /// Parsed entries in output order.
+    pub entries: Vec<Entry>,
+    /// Non-empty lines that are not status entries.
+    pub other_lines: Vec<String>,
+}
+
+/// Parses the whole output of `dkms status`.
+pub fn parse_status(text: &str) -> Status {
+    let mut status = Status::default();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        match parse_line(line) {
+            Some(entry) => status.entries.push(entry),
+            None => status.other_lines.push(line.to_string()),
+        }
+    }
+    status
+}
+
+fn parse_line(line: &str) -> Option<Entry> {
+    // The state follows the last ": " (kernel releases never hold one).
+    let (ids, state_part) = line.rsplit_once(": ")?;
+    let fields: Vec<&str> = ids.split(',').map(str::trim).collect();
+    let (module, version, rest, format) = match fields[0].split_once('/') {
+        Some((m, v)) => (m, v, &fields[1..], Format::Slash),
+        None if fields.len() >= 2 => (fields[0], fields[1], &fields[2..], Format::Comma),
+        None => return None,
+    };
+    let (kernel, arch) = match rest {
+        [] => (None, None),
+        [k, a] => (Some(k.to_string()), Some(a.to_string())),
+        _ => return None,
+    };
+    if module.is_empty() || version.is_empty() || module.contains(' ') || version.contains(' ') {
+        return None;
+    }
+
+    let (head, notes) = split_notes(state_part);
+    let mut words = head.split_whitespace();
+    let state = words.next()?.to_string();
+    if !state
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c == '-' || c == '_')
+    {
+        return None;
+    }
+    let weak_from = match (state.as_str(), words.next(), words.next()) {
+        ("installed-weak", Some("from"), Some(k)) => Some(k.to_string()),
+        _ => None,
+    };
+    let has = |needles: &[&str]| {
+        notes
+            .iter()
+            .any(|n| needles.iter().any(|needle| n.eq_ignore_ascii_case(needle)))
+    };
+    Some(Entry {
+        module: module.to_string(),
+        version: version.to_string(),
+        kernel,
+        arch,
+        original_module_exists: has(&["original_module exists", "Original modules exist"]),
+        built_differs_from_installed: has(&[
+            "WARNING! Diff between built and installed module!",
+            "Differences between built and installed modules",
+        ]),
+        state,
+        weak_from,
+        notes,
+        format,
+    })
+}
+
+/// Splits `installed (a) (b)` into `installed` and `["a", "b"]`.
+fn split_notes(text: &str) -> (&str, Vec<String>) {
+    let head_end = text.find('(').unwrap_or(text.len());
+    let mut notes = Vec::new();
+    let mut rest = &text[head_end..];
+    while let Some(open) = rest.find('(') {
+        match rest[open..].find(')') {
+            Some(close) => {
+                notes.push(rest[open + 1..open + close].trim().to_string());
+                rest = &rest[open + close + 1..];
+            }
+            None => break,
+        }
+    }
+    (text[..head_end].trim(), notes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_line_from_centos7() {
+        let status = parse_status(
+            "aacraid, 1.2.1.41024, 3.10.0-229.11.1.el7.x86_64, x86_64: installed (original_module exists)\n",
+        );
+        let e = &status.entries[0];
+        assert_eq!(e.module, "aacraid");
+        assert_eq!(e.version, "1.2.1.41024");
+        assert_eq!(e.kernel.as_deref(), Some("3.10.0-229.11.1.el7.x86_64"));
+        assert_eq!(e.arch.as_deref(), Some("x86_64"));
+        assert_eq!(e.state, "installed");
+        assert!(e.original_module_exists);
+        assert_eq!(e.format, Format::Comma);
+    }
+
+    #[test]
+    fn junk_is_kept_aside() {
+        let status =
+            parse_status("Error! Could not locate dkms.conf file.\nFile:  does not exist.\n");
+        assert!(status.entries.is_empty());
+        assert_eq!(status.other_lines.len(), 2);
+    }
+}

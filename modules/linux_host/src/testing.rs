@@ -1,0 +1,81 @@
+//! Builders of small but well-formed kernel-module files and initramfs
+//! archives, for the unit tests of this crate and of the module crates
+//! (enabled by the `testing` feature). System tests use real ones.
+
+/// A minimal little-endian ELF64 object with a `.modinfo` section, laid
+/// out as the kernel's build writes one (enough for the section walk).
+pub fn fake_module(modinfo: &[(&str, &str)]) -> Vec<u8> {
+    let mut info = Vec::new();
+    for (k, v) in modinfo {
+        info.extend_from_slice(format!("{k}={v}").as_bytes());
+        info.push(0);
+    }
+    let names = b"\0.shstrtab\0.modinfo\0".to_vec();
+    let mut elf = vec![0u8; 64];
+    elf[..4].copy_from_slice(b"\x7fELF");
+    elf[4] = 2;
+    elf[5] = 1;
+    elf[6] = 1;
+    let names_off = elf.len() as u64;
+    elf.extend_from_slice(&names);
+    let info_off = elf.len() as u64;
+    elf.extend_from_slice(&info);
+    while !elf.len().is_multiple_of(8) {
+        elf.push(0);
+    }
+    let shoff = elf.len() as u64;
+    let mut shdr = |name: u32, kind: u32, off: u64, len: u64| {
+        let mut h = vec![0u8; 64];
+        h[0..4].copy_from_slice(&name.to_le_bytes());
+        h[4..8].copy_from_slice(&kind.to_le_bytes());
+        h[0x18..0x20].copy_from_slice(&off.to_le_bytes());
+        h[0x20..0x28].copy_from_slice(&len.to_le_bytes());
+        elf.extend_from_slice(&h);
+    };
+    shdr(0, 0, 0, 0);
+    shdr(1, 3, names_off, names.len() as u64);
+    shdr(11, 1, info_off, info.len() as u64);
+    elf[0x28..0x30].copy_from_slice(&shoff.to_le_bytes());
+    elf[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
+    elf[0x3c..0x3e].copy_from_slice(&3u16.to_le_bytes());
+    elf[0x3e..0x40].copy_from_slice(&1u16.to_le_bytes());
+    elf
+}
+
+/// Builds a `newc` archive of regular files (with one directory entry
+/// first), as dracut and initramfs-tools write them.
+pub fn cpio(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut entry = |name: &str, mode: u32, data: &[u8]| {
+        let header =
+            format!(
+            "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
+            1, mode, 0, 0, 1, 0, data.len(), 0, 0, 0, 0, name.len() + 1, 0
+        );
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(name.as_bytes());
+        out.push(0);
+        while !out.len().is_multiple_of(4) {
+            out.push(0);
+        }
+        out.extend_from_slice(data);
+        while !out.len().is_multiple_of(4) {
+            out.push(0);
+        }
+    };
+    entry("usr", 0o40755, b"");
+    for (name, data) in files {
+        entry(name, 0o100644, data);
+    }
+    entry("TRAILER!!!", 0, b"");
+    out
+}
+
+/// gzip-compresses `data` (as dracut and initramfs-tools may compress images).
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    // Writing into a Vec cannot fail.
+    let _ = enc.write_all(data);
+    enc.finish().unwrap_or_default()
+}

@@ -1,0 +1,312 @@
+//! Unit tests of option handling and fact gathering over a scripted host: a
+//! temporary root with two kernels, module files, images and sysfs, and
+//! canned answers for the commands.
+
+use super::*;
+use ansible_protocol::options::option_names;
+use linux_host::testing::{cpio, fake_module, gzip};
+use linux_host::Script;
+use std::fs;
+use std::path::Path;
+
+const NEW: &str = "6.1.0-56-amd64";
+const OLD: &str = "6.1.0-55-amd64";
+
+fn module(version: &str, srcversion: &str, kver: &str) -> Vec<u8> {
+    fake_module(&[
+        ("version", version),
+        ("license", "GPL"),
+        ("srcversion", srcversion),
+        ("name", "aacraid"),
+        (
+            "vermagic",
+            &format!("{kver} SMP preempt mod_unload modversions "),
+        ),
+    ])
+}
+
+fn write(root: &Path, path: &str, data: &[u8]) {
+    let full = root.join(path.trim_start_matches('/'));
+    fs::create_dir_all(full.parent().expect("absolute path")).expect("mkdir");
+    fs::write(full, data).expect("write");
+}
+
+/// Two kernels. The newer (running) one has the vendor driver in `updates/`
+/// and an image (early cpio + gzip) that still holds the in-tree driver;
+/// the older one has only the in-tree driver and an image holding it.
+fn lab() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let intree_new = module("1.2.1[50983]-custom", "INTREE56", NEW);
+    let vendor_new = module("1.2-1.41024dkms", "VENDOR56", NEW);
+    let intree_old = module("1.2.1[50983]-custom", "INTREE55", OLD);
+    for (k, intree) in [(NEW, &intree_new), (OLD, &intree_old)] {
+        write(root, &format!("/lib/modules/{k}/modules.order"), b"");
+        write(
+            root,
+            &format!("/lib/modules/{k}/kernel/drivers/scsi/aacraid/aacraid.ko"),
+            intree,
+        );
+    }
+    write(
+        root,
+        &format!("/lib/modules/{NEW}/updates/aacraid.ko"),
+        &vendor_new,
+    );
+    write(
+        root,
+        &format!("/lib/modules/{NEW}/modules.dep"),
+        b"updates/aacraid.ko:\n",
+    );
+    write(
+        root,
+        &format!("/lib/modules/{OLD}/modules.dep"),
+        b"kernel/drivers/scsi/aacraid/aacraid.ko:\n",
+    );
+    write(
+        root,
+        "/proc/sys/kernel/osrelease",
+        format!("{NEW}\n").as_bytes(),
+    );
+    write(root, "/etc/debian_version", b"12.12\n");
+
+    let mut image = cpio(&[("kernel/x86/microcode/AuthenticAMD.bin", b"ucode")]);
+    image.resize(1024, 0);
+    image.extend(gzip(&cpio(&[
+        (
+            &format!("usr/lib/modules/{NEW}/kernel/drivers/scsi/aacraid/aacraid.ko"),
+            &intree_new,
+        ),
+        ("usr/lib/systemd/systemd", b"\x7fELF..."),
+    ])));
+    write(root, &format!("/boot/initrd.img-{NEW}"), &image);
+    let old_image = cpio(&[(
+        &format!("lib/modules/{OLD}/kernel/drivers/scsi/aacraid/aacraid.ko"),
+        &intree_old,
+    )]);
+    write(root, &format!("/boot/initrd.img-{OLD}"), &old_image);
+
+    write(
+        root,
+        "/sys/module/aacraid/version",
+        b"1.2.1[50983]-custom\n",
+    );
+    write(root, "/sys/module/aacraid/srcversion", b"INTREE56\n");
+    write(root, "/sys/module/aacraid/initstate", b"live\n");
+    dir
+}
+
+fn script() -> Script {
+    Script::new()
+        .answer(
+            &["modinfo", "-k", NEW, "-n", "aacraid"],
+            0,
+            &format!("/lib/modules/{NEW}/updates/aacraid.ko\n"),
+            "",
+        )
+        .answer(
+            &["modinfo", "-k", OLD, "-n", "aacraid"],
+            0,
+            &format!("/lib/modules/{OLD}/kernel/drivers/scsi/aacraid/aacraid.ko\n"),
+            "",
+        )
+        .answer(
+            &["dkms", "status", "-m", "aacraid"],
+            0,
+            &format!("aacraid/1.2.1.41024, {NEW}, x86_64: installed (Original modules exist)\n"),
+            "",
+        )
+        .answer(
+            &["dmesg"],
+            0,
+            "[    5.253271] Adaptec aacraid driver 1.2.1[50983]-custom\n",
+            "",
+        )
+}
+
+fn options(json: serde_json::Value) -> Options {
+    match json {
+        Value::Object(map) => ansible_protocol::options::from_value(map).expect("valid options"),
+        _ => panic!("options must be an object"),
+    }
+}
+
+fn gather_facts(host: &Host, opts: Options) -> Result<Plan> {
+    RaidDriverFacts::plan(opts, &Context::default(), host)
+}
+
+#[test]
+fn facts_of_a_host_with_a_stale_image() -> Result<()> {
+    let dir = lab();
+    let host = Host::scripted(dir.path(), script());
+    let plan = gather_facts(&host, options(serde_json::json!({})))?;
+    insta::assert_json_snapshot!("stale_image", plan.facts);
+    assert_eq!(
+        plan.warnings,
+        ["arcconf is not installed: its facts are null"]
+    );
+
+    let f = &plan.facts;
+    assert_eq!(f["kernels"][0]["release"], NEW);
+    assert_eq!(f["kernels"][0]["resolved"]["tree"], "updates");
+    assert_eq!(f["kernels"][0]["initramfs"]["contains_module"], true);
+    assert_eq!(f["kernels"][0]["initramfs"]["matches_resolved"], false);
+    assert_eq!(f["kernels"][0]["initramfs"]["early_cpio"], true);
+    assert_eq!(f["kernels"][1]["initramfs"]["matches_resolved"], true);
+    assert_eq!(f["next_boot"]["source"], "initramfs");
+    assert_eq!(
+        f["reboot_required"], false,
+        "the image still holds the loaded driver"
+    );
+    Ok(())
+}
+
+#[test]
+fn fresh_image_means_reboot_required() -> Result<()> {
+    let dir = lab();
+    let vendor = fs::read(
+        dir.path()
+            .join(format!("lib/modules/{NEW}/updates/aacraid.ko")),
+    )?;
+    let image = gzip(&cpio(&[(
+        &format!("usr/lib/modules/{NEW}/updates/aacraid.ko"),
+        &vendor,
+    )]));
+    write(dir.path(), &format!("/boot/initrd.img-{NEW}"), &image);
+    let host = Host::scripted(dir.path(), script());
+    let plan = gather_facts(&host, options(serde_json::json!({"kernels": "running"})))?;
+    let f = &plan.facts;
+    assert_eq!(f["kernels"].as_array().map(Vec::len), Some(1));
+    assert_eq!(f["kernels"][0]["initramfs"]["matches_resolved"], true);
+    assert_eq!(f["kernels"][0]["initramfs"]["early_cpio"], false);
+    assert_eq!(f["next_boot"]["version"], "1.2-1.41024dkms");
+    assert_eq!(f["reboot_required"], true);
+    assert_eq!(
+        f["reboot_reason"],
+        "loaded srcversion INTREE56 differs from VENDOR56 in the initramfs"
+    );
+    Ok(())
+}
+
+#[test]
+fn missing_tools_and_sources_warn_but_do_not_fail() -> Result<()> {
+    let dir = lab();
+    fs::write(
+        dir.path().join(format!("boot/initrd.img-{OLD}")),
+        b"garbage",
+    )?;
+    let host = Host::scripted(dir.path(), Script::new());
+    let plan = gather_facts(
+        &host,
+        options(serde_json::json!({"kernels": [OLD, "5.10.0-9-amd64"]})),
+    )?;
+    let f = &plan.facts;
+    assert_eq!(f["kernels"][0]["resolved_by"], "modules.dep");
+    assert_eq!(f["kernels"][0]["resolved"]["tree"], "kernel");
+    assert_eq!(f["kernels"][0]["initramfs"]["contains_module"], Value::Null);
+    assert_eq!(f["kernels"][1]["installed"], false);
+    assert_eq!(f["dkms"], Value::Null);
+    assert_eq!(f["kernel_log"], Value::Null);
+    let warnings = plan.warnings.join("\n");
+    for expected in [
+        "kernel 5.10.0-9-amd64 is not installed",
+        "modinfo (kmod) is not installed",
+        "unrecognised data at byte 0",
+        "dkms is not installed",
+        "arcconf is not installed",
+        "cannot read the kernel log",
+    ] {
+        assert!(
+            warnings.contains(expected),
+            "missing {expected:?} in:\n{warnings}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn subsets_limit_the_work() -> Result<()> {
+    let dir = lab();
+    let host = Host::scripted(dir.path(), script());
+    let plan = gather_facts(
+        &host,
+        options(
+            serde_json::json!({"gather_subset": ["all", "!dkms", "!controllers", "!kernel_log", "!initramfs"]}),
+        ),
+    )?;
+    assert_eq!(plan.facts["dkms"], Value::Null);
+    assert_eq!(plan.facts["arcconf"], Value::Null);
+    assert_eq!(plan.facts["kernels"][0]["initramfs"], Value::Null);
+    assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+    let ran: Vec<String> = host.calls().iter().map(|c| c[0].clone()).collect();
+    assert_eq!(ran, ["modinfo", "modinfo"]);
+    let err = parse_subset(&["modules".into(), "disks".into()]).expect_err("unknown part");
+    assert!(
+        err.to_string()
+            .contains("unknown part \"disks\"; choose from all, modules"),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[test]
+fn bad_names_are_refused_before_any_command() {
+    let host = Host::scripted("/nonexistent", script());
+    for (json, expected) in [
+        (
+            serde_json::json!({"name": "../x"}),
+            "invalid module name \"../x\"",
+        ),
+        (
+            serde_json::json!({"name": "aacraid; rm -rf /"}),
+            "invalid module name",
+        ),
+        (
+            serde_json::json!({"kernels": ["../../etc"]}),
+            "invalid kernel release \"../../etc\"",
+        ),
+        (
+            serde_json::json!({"arcconf_path": "arcconf"}),
+            "arcconf_path must be an absolute path",
+        ),
+    ] {
+        let err = gather_facts(&host, options(json))
+            .err()
+            .map(|e| e.to_string());
+        assert!(err.as_deref().unwrap_or("").contains(expected), "{err:?}");
+    }
+    assert!(host.calls().is_empty());
+}
+
+#[test]
+fn sidecar_documents_exactly_the_options() -> Result<()> {
+    let text = fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/raid_driver_facts.yml"
+    ))?;
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text)?;
+    let documented: Vec<String> = doc["DOCUMENTATION"]["options"]
+        .as_mapping()
+        .map(|m| {
+            m.keys()
+                .filter_map(|k| k.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut declared: Vec<String> = option_names::<Options>()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut documented_sorted = documented.clone();
+    documented_sorted.sort();
+    declared.sort();
+    assert_eq!(documented_sorted, declared);
+    assert_eq!(
+        doc["DOCUMENTATION"]["module"].as_str(),
+        Some(RaidDriverFacts::NAME)
+    );
+    for key in ["EXAMPLES", "RETURN"] {
+        assert!(!doc[key].is_null(), "{key} missing");
+    }
+    Ok(())
+}
