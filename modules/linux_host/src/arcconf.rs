@@ -19,8 +19,11 @@ pub struct Version {
 impl Version {
     fn parse(raw: &str) -> Version {
         let raw = raw.trim();
-        let mut words = raw.split_whitespace();
-        let version = words.next().unwrap_or("").to_string();
+        // Some releases name the OS first: `Driver : Linux 1.2.10-025`.
+        let mut words = raw
+            .split_whitespace()
+            .skip_while(|w| !w.chars().any(|c| c.is_ascii_digit()));
+        let version = words.next().unwrap_or(raw).to_string();
         let build = words
             .next()
             .and_then(|w| w.strip_prefix('(')?.strip_suffix(')'))
@@ -56,18 +59,26 @@ pub struct Controller {
 }
 
 impl Controller {
+    /// Records a `key : value` line. The first occurrence wins: longer
+    /// outputs (`getconfig … AL`) repeat keys such as `Firmware` per disk.
     fn take(&mut self, key: &str, value: &str) {
-        let version = || Some(Version::parse(value));
-        match key.to_ascii_lowercase().as_str() {
-            "driver" => self.driver = version(),
-            "firmware" => self.firmware = version(),
-            "staged firmware" => self.staged_firmware = version(),
-            "bios" => self.bios = version(),
-            "boot flash" => self.boot_flash = version(),
-            "controller model" => self.model = Some(value.trim().to_string()),
-            "controller status" => self.status = Some(value.trim().to_string()),
-            _ => {}
-        }
+        let slot = match key.to_ascii_lowercase().as_str() {
+            "driver" => &mut self.driver,
+            "firmware" => &mut self.firmware,
+            "staged firmware" => &mut self.staged_firmware,
+            "bios" => &mut self.bios,
+            "boot flash" => &mut self.boot_flash,
+            "controller model" => {
+                self.model.get_or_insert_with(|| value.trim().to_string());
+                return;
+            }
+            "controller status" => {
+                self.status.get_or_insert_with(|| value.trim().to_string());
+                return;
+            }
+            _ => return,
+        };
+        slot.get_or_insert_with(|| Version::parse(value));
     }
 }
 
@@ -122,6 +133,8 @@ mod tests {
         assert_eq!(v.build.as_deref(), Some("50983"));
         let v = Version::parse("7.5-0");
         assert_eq!(v.build, None);
+        let v = Version::parse("Linux 1.2.10-025");
+        assert_eq!(v.version, "1.2.10-025");
     }
 
     #[test]
