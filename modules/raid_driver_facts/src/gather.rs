@@ -81,7 +81,6 @@ pub struct ImageModule {
     pub sha256: String,
     #[serde(flatten)]
     pub info: ModInfo,
-    pub others: Vec<String>,
 }
 
 /// What the running kernel will load at the next boot.
@@ -158,20 +157,43 @@ pub fn gather(host: &Host, req: &Request, notes: &mut Notes) -> anyhow::Result<R
                 .into(),
         );
     }
-    let kernels: Vec<KernelFacts> = releases
-        .iter()
-        .map(|release| {
-            kernel_facts(
-                host,
-                req,
-                release,
-                installed.contains(release),
-                running.as_deref() == Some(release.as_str()),
-                modinfo_present,
-                notes,
-            )
-        })
-        .collect();
+    // Reading images is the costly part (decompression): one thread per kernel.
+    let per_kernel: Vec<(KernelFacts, Notes)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = releases
+            .iter()
+            .map(|release| {
+                let (installed, running) = (
+                    installed.contains(release),
+                    running.as_deref() == Some(release.as_str()),
+                );
+                scope.spawn(move || {
+                    let mut notes = Notes::default();
+                    let facts = kernel_facts(
+                        host,
+                        req,
+                        release,
+                        installed,
+                        running,
+                        modinfo_present,
+                        &mut notes,
+                    );
+                    (facts, notes)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    let mut kernels = Vec::with_capacity(per_kernel.len());
+    for (facts, kernel_notes) in per_kernel {
+        kernels.push(facts);
+        notes.0.extend(kernel_notes.0);
+    }
 
     let loaded = req
         .subset
@@ -419,7 +441,9 @@ fn image_facts(host: &Host, release: &str, name: &str, resolved: Option<&ModuleF
                 .as_deref()
                 == Some(wanted.as_str())
     };
-    let scan = match scan_image(host, Path::new(&path), select) {
+    // Images hold one copy of a module (the one their tools resolved), so
+    // the walk stops at the first: on average half the decoding.
+    let scan = match scan_image(host, Path::new(&path), select, Some(1)) {
         Ok(scan) => scan,
         Err(e) => {
             image.error = Some(format!("{e:#}"));
@@ -429,44 +453,18 @@ fn image_facts(host: &Host, release: &str, name: &str, resolved: Option<&ModuleF
     image.compression = Some(scan.compression());
     image.early_cpio = Some(scan.segments.len() > 1);
     image.contains_module = Some(!scan.files.is_empty());
-    let relative = |p: &str| {
-        prefixes
-            .iter()
-            .find_map(|pre| p.strip_prefix(pre.as_str()))
-            .unwrap_or(p)
-            .to_string()
-    };
-    // Prefer the copy at the same relative path as the file on disk.
-    let resolved_relative = resolved.map(|r| {
-        r.path
-            .strip_prefix(kernel::modules_dir(release))
-            .unwrap_or(&r.path)
-            .to_string_lossy()
-            .into_owned()
-    });
-    let chosen = scan
-        .files
-        .iter()
-        .position(|f| Some(relative(&f.path)) == resolved_relative)
-        .unwrap_or(0);
-    if let Some(file) = scan.files.get(chosen) {
-        let sha256 = kmod::sha256_hex(&file.data);
-        image.matches_resolved = resolved.map(|r| r.sha256.as_deref() == Some(sha256.as_str()));
-        image.module = Some(ImageModule {
-            path: file.path.clone(),
-            size: file.data.len() as u64,
-            info: ModInfo::from_bytes(file.data.clone()).unwrap_or_default(),
-            sha256,
-            others: scan
-                .files
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i != chosen)
-                .map(|(_, f)| f.path.clone())
-                .collect(),
-        });
-    } else {
-        image.matches_resolved = resolved.map(|_| false);
+    match scan.files.into_iter().next() {
+        Some(file) => {
+            let sha256 = kmod::sha256_hex(&file.data);
+            image.matches_resolved = resolved.map(|r| r.sha256.as_deref() == Some(sha256.as_str()));
+            image.module = Some(ImageModule {
+                path: file.path,
+                size: file.data.len() as u64,
+                sha256,
+                info: ModInfo::from_bytes(file.data).unwrap_or_default(),
+            });
+        }
+        None => image.matches_resolved = resolved.map(|_| false),
     }
     image
 }

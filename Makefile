@@ -1,0 +1,43 @@
+# Entry points named in the README. `make test` is what CI runs.
+SHELL := /bin/bash
+TARGET := x86_64-unknown-linux-musl
+# Module crates are the folders holding a sidecar <name>/<name>.yml.
+MODULES := $(patsubst modules/%/,%,$(dir $(wildcard modules/*/*.yml)))
+VENV := .venv/core-latest
+
+.PHONY: setup build lint unit lab-image system test bench clean
+
+setup:
+	tests/setup.sh
+
+# Static binaries plus their ansible-doc sidecars, staged where ansible.cfg's
+# `library` points.
+build: setup
+	cargo build --release --locked --target $(TARGET) $(addprefix -p ,$(MODULES))
+	mkdir -p library
+	for m in $(MODULES); do \
+	    install -m 0755 target/$(TARGET)/release/$$m library/$$m; \
+	    install -m 0644 modules/$$m/$$m.yml library/$$m.yml; \
+	done
+
+lint: setup
+	cargo fmt --all -- --check
+	cargo clippy --locked --workspace --all-targets -- -D warnings
+	$(VENV)/bin/ansible-lint --profile production playbooks/
+
+unit: setup
+	INSTA_UPDATE=no cargo test --locked --workspace
+
+lab-image: setup
+	tests/lab/build-image.sh all
+
+system: build lab-image
+	$(VENV)/bin/pytest -v tests/system
+
+test: lint unit system
+
+bench: build lab-image
+	tests/bench/facts_vs_command.sh
+
+clean:
+	rm -rf library target
