@@ -37,7 +37,7 @@ system: build lab-image
 test: lint unit system
 
 bench: build lab-image
-	tests/bench/facts_vs_command.sh
+	$(VENV)/bin/python tests/bench/facts_vs_command.py
 
 clean:
 	rm -rf library target

@@ -1,0 +1,42 @@
+"""The staged modules are what Ansible will copy to every host on every
+task: static x86_64 executables of at most 1 MiB, each with its sidecar
+documentation, readable by ansible-doc."""
+
+import subprocess
+
+import pytest
+
+from conftest import ANSIBLE, REPO
+
+LIMIT = 1024 * 1024
+MODULES = sorted(p.parent.name for p in (REPO / "modules").glob("*/*.yml"))
+
+
+def test_every_module_is_staged():
+    assert MODULES, "no module sidecars found"
+    staged = sorted(p.name for p in (REPO / "library").iterdir() if not p.name.endswith(".yml"))
+    assert staged == MODULES
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_static_and_small(module):
+    binary = REPO / "library" / module
+    assert binary.stat().st_size <= LIMIT, f"{module} is {binary.stat().st_size} bytes"
+    with open(binary, "rb") as f:
+        head = f.read(64)
+    assert head[:4] == b"\x7fELF" and head[4] == 2, "a 64-bit ELF"
+    description = subprocess.run(["file", "-b", str(binary)], capture_output=True, text=True, check=True).stdout
+    assert "statically linked" in description, description
+    assert "interpreter" not in description, description
+
+
+@pytest.mark.parametrize("module", MODULES)
+@pytest.mark.parametrize("version", sorted(ANSIBLE))
+def test_ansible_doc_reads_the_sidecar(module, version):
+    out = subprocess.run(
+        [str(ANSIBLE[version] / "ansible-doc"), "--json", module],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    ).stdout
+    assert f'"module": "{module}"' in out
+    for attribute in ("check_mode", "diff_mode"):
+        assert f'"{attribute}"' in out
