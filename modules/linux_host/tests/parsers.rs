@@ -2,7 +2,7 @@
 //! (`tests/fixtures/`, sources in `SOURCES.md`). CI runs with
 //! `INSTA_UPDATE=no`: a changed parse fails instead of rewriting the snapshot.
 
-use linux_host::{arcconf, dkms};
+use linux_host::{arcconf, dkms, kmod};
 
 fn fixture(name: &str) -> String {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -41,4 +41,40 @@ fn arcconf_getconfig_ad_outputs() {
     for name in ["arcconf_getconfig_ad_1.txt", "arcconf_getconfig_ad_2.txt"] {
         insta::assert_yaml_snapshot!(name, arcconf::parse_getconfig_ad(1, &fixture(name)));
     }
+}
+
+/// Our reading of a real module's `.modinfo` agrees with kmod's `modinfo`,
+/// for the plain and the xz-compressed file.
+#[test]
+fn real_module_metadata_matches_modinfo() {
+    let printed = fixture("modinfo_uio_pci_generic.txt");
+    let field = |key: &str| {
+        printed
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}:")))
+            .map(|v| v.trim().to_string())
+    };
+    for file in ["uio_pci_generic.ko", "uio_pci_generic.ko.xz"] {
+        let bytes = std::fs::read(format!(
+            "{}/tests/fixtures/{file}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("fixture module");
+        let info = kmod::ModInfo::from_bytes(bytes).expect("a kernel module");
+        assert_eq!(info.name, field("name"), "{file}");
+        assert_eq!(info.version, field("version"), "{file}");
+        assert_eq!(info.srcversion, field("srcversion"), "{file}");
+        assert_eq!(info.vermagic, field("vermagic"), "{file}");
+        assert_eq!(info.vermagic_release(), Some("6.1.0-56-amd64"));
+    }
+}
+
+#[test]
+fn modinfo_n_outputs() {
+    let captured = fixture("modinfo_n_outputs.txt");
+    let lines: Vec<&str> = captured.lines().collect();
+    let file = kmod::parse_modinfo_n(0, lines[0], "").expect("a path");
+    let builtin = kmod::parse_modinfo_n(0, lines[1], "").expect("builtin");
+    let missing = kmod::parse_modinfo_n(1, "", lines[2]).expect("not found");
+    insta::assert_debug_snapshot!((file, builtin, missing));
 }
