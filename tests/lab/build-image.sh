@@ -98,15 +98,19 @@ wipe_work() {
     rm -rf --one-file-system "$WORK_DIR"
 }
 
+# Writes to fd 8, the caller's stderr saved by main: a signal can arrive while
+# run() has the shell's output redirected into the log.
 on_exit() {
     local rc=$?
     trap - EXIT
-    wipe_work || true
+    wipe_work 2>&8 || true
     rm -f "$CACHE_DIR"/*.tar.partial 2>/dev/null || true
     if ((rc != 0)) && [[ -s $LOG ]]; then
-        printf '\n---- last 40 lines of %s ----\n' "$LOG" >&2
-        tail -n 40 "$LOG" >&2
-        printf -- '---- build failed (exit %d); full log: %s ----\n' "$rc" "$LOG" >&2
+        {
+            printf '\n---- last 40 lines of %s ----\n' "$LOG"
+            tail -n 40 "$LOG"
+            printf -- '---- build failed (exit %d); full log: %s ----\n' "$rc" "$LOG"
+        } >&8
     fi
     exit "$rc"
 }
@@ -435,6 +439,7 @@ main() {
     COMMON_HASH=$(printf '%s\n' "$(sha256sum <"$SCRIPT")" "$(dpkg --print-architecture)" \
         "$SOURCES" "$SOURCES_INPUT" | sha256sum | cut -d' ' -f1)
 
+    exec 8>&2
     trap on_exit EXIT
     trap 'exit 130' INT TERM HUP
     local -A hash=()
