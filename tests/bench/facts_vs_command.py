@@ -4,7 +4,9 @@ Python module), on localhost and on a lab container, in one run.
 
 Each playbook has 20 tasks of one kind; a playbook of 20 controller-only
 `debug` tasks is the baseline. Per-task cost = (playbook time - baseline
-time) / 20, the median of the rounds. The lab container is the lab image
+time) / 20, the median of the rounds. Two near-empty tasks, `ping` for
+Python and `raid_driver_facts` reading only /sys/module for the binary,
+show what the transport alone costs each kind. The lab container is the lab image
 with python3 added (aacraid-lab:dracut-python), since the command module
 needs Python there.
 
@@ -26,14 +28,22 @@ BIN = REPO / ".venv/core-latest/bin"
 TASKS = 20
 IMAGE = "aacraid-lab:dracut-python"
 
+BASELINE = "debug (baseline, no host contact)"
+COMMAND = "command: modinfo -F version aacraid"
+PING = "ping (empty Python module)"
+FACTS = "raid_driver_facts"
+FACTS_LIGHT = "raid_driver_facts gather_subset=modules,loaded"
+FACTS_EMPTY = "raid_driver_facts gather_subset=loaded (near-empty)"
 KINDS = {
-    "baseline (debug)": "ansible.builtin.debug:\n        msg: nothing",
-    "raid_driver_facts": "raid_driver_facts:",
-    "raid_driver_facts (modules,loaded)": "raid_driver_facts:\n        gather_subset: [modules, loaded]",
-    "command: modinfo -F version": (
+    BASELINE: "ansible.builtin.debug:\n        msg: nothing",
+    PING: "ansible.builtin.ping:",
+    COMMAND: (
         "ansible.builtin.command: modinfo -F version aacraid\n"
         "      changed_when: false\n      failed_when: false"
     ),
+    FACTS_EMPTY: "raid_driver_facts:\n        gather_subset: [loaded]",
+    FACTS: "raid_driver_facts:",
+    FACTS_LIGHT: "raid_driver_facts:\n        gather_subset: [modules, loaded]",
 }
 
 
@@ -99,17 +109,19 @@ def report(times, targets):
     verdicts = []
     for target in targets:
         med = {kind: statistics.median(times[(target, kind)]) for kind in KINDS}
-        base = med["baseline (debug)"]
-        per = {kind: (med[kind] - base) / TASKS * 1000 for kind in KINDS}
-        cmd = per["command: modinfo -F version"]
+        per = {kind: (med[kind] - med[BASELINE]) / TASKS * 1000 for kind in KINDS}
         for kind in KINDS:
-            ratio = "" if kind.startswith("baseline") else f"{per[kind] / cmd:.2f}"
+            ratio = "" if kind == BASELINE else f"{per[kind] / per[COMMAND]:.2f}"
             print(f"| {target} | {kind} | {med[kind]:.2f} | {per[kind]:.0f} | {ratio} |")
-        for kind in ("raid_driver_facts", "raid_driver_facts (modules,loaded)"):
-            verdicts.append((target, kind, per[kind] / cmd))
+        for kind in (FACTS, FACTS_LIGHT):
+            verdicts.append((target, kind, per[kind] / per[COMMAND]))
+        # The same comparison once each side's empty task (same transport,
+        # no work) is taken off: what the modules themselves cost.
+        net = (per[FACTS] - per[FACTS_EMPTY]) / max(per[COMMAND] - per[PING], 1e-9)
+        verdicts.append((target, "raid_driver_facts, both net of their empty module", net))
     print("\nTarget: binary per-task cost at most 0.20 of the Python module's")
     for target, kind, ratio in verdicts:
-        print(f"  {target:14} {kind:36} {ratio:.2f} {'meets' if ratio <= 0.2 else 'MISSES'} the target")
+        print(f"  {target:14} {kind:52} {ratio:5.2f} {'meets' if ratio <= 0.2 else 'MISSES'} the target")
     print("\nModule binary sizes (limit 1 MiB = 1048576 bytes):")
     for f in sorted((REPO / "library").iterdir()):
         if not f.name.endswith(".yml"):

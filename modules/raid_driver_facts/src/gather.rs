@@ -40,7 +40,7 @@ pub struct KernelFacts {
 }
 
 /// The file the kernel loads for the module name.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct Resolved {
     pub builtin: bool,
     pub path: Option<PathBuf>,
@@ -379,13 +379,7 @@ fn describe_resolution(
         Resolution::Builtin => (
             Some(Resolved {
                 builtin: true,
-                path: None,
-                tree: None,
-                version: None,
-                srcversion: None,
-                vermagic: None,
-                vermagic_matches: None,
-                sha256: None,
+                ..Resolved::default()
             }),
             None,
         ),
@@ -411,10 +405,13 @@ fn image_facts(host: &Host, release: &str, name: &str, resolved: Option<&ModuleF
     let existing = candidates
         .iter()
         .find(|p| host.exists(Path::new(p.as_str())));
-    let debian = host.exists(Path::new("/etc/debian_version"));
-    let path = existing
-        .cloned()
-        .unwrap_or_else(|| candidates[usize::from(debian)].clone());
+    // No image yet: name the one this distribution's tools would write.
+    let usual = if host.exists(Path::new("/etc/debian_version")) {
+        &candidates[1]
+    } else {
+        &candidates[0]
+    };
+    let path = existing.unwrap_or(usual).clone();
     let mut image = Image {
         path: path.clone(),
         exists: existing.is_some(),
@@ -515,47 +512,28 @@ fn reboot(
         (_, true) => "the module tree (the initramfs lacks it)",
         (_, false) => "the module tree",
     };
-    let differs = |a: &Option<String>, b: &Option<String>| match (a, b) {
-        (Some(a), Some(b)) => Some(a != b),
-        _ => None,
-    };
-    let (what, result) = match differs(&loaded.srcversion, &next.srcversion) {
-        Some(d) => ("srcversion", Some(d)),
-        None => ("version", differs(&loaded.version, &next.version)),
-    };
-    match result {
-        Some(true) => (
-            true,
-            format!(
-                "loaded {what} {} differs from {} in {source}",
-                shown(loaded, what),
-                shown_next(next, what)
-            ),
-        ),
-        Some(false) => (false, format!("the loaded module matches {source}")),
-        None => (
+    // srcversion tells builds apart even when the version string is reused.
+    let pairs = [
+        ("srcversion", &loaded.srcversion, &next.srcversion),
+        ("version", &loaded.version, &next.version),
+    ];
+    let Some((what, Some(now), Some(then))) = pairs
+        .into_iter()
+        .find(|(_, a, b)| a.is_some() && b.is_some())
+    else {
+        return (
             false,
             "neither srcversion nor version can be compared".into(),
-        ),
+        );
+    };
+    if now == then {
+        (false, format!("the loaded module matches {source}"))
+    } else {
+        (
+            true,
+            format!("loaded {what} {now} differs from {then} in {source}"),
+        )
     }
-}
-
-fn shown(l: &loaded::Loaded, what: &str) -> String {
-    let v = if what == "srcversion" {
-        &l.srcversion
-    } else {
-        &l.version
-    };
-    v.clone().unwrap_or_default()
-}
-
-fn shown_next(n: &NextBoot, what: &str) -> String {
-    let v = if what == "srcversion" {
-        &n.srcversion
-    } else {
-        &n.version
-    };
-    v.clone().unwrap_or_default()
 }
 
 fn dkms_entries(host: &Host, name: &str, notes: &mut Notes) -> Option<Vec<dkms::Entry>> {
