@@ -8,6 +8,7 @@
 pub mod arcconf;
 pub mod command;
 pub mod compress;
+pub mod cpio;
 pub mod dkms;
 pub mod elf;
 pub mod host;
