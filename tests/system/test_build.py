@@ -2,6 +2,7 @@
 task: static x86_64 executables of at most 1 MiB, each with its sidecar
 documentation, readable by ansible-doc."""
 
+import json
 import subprocess
 
 import pytest
@@ -40,3 +41,22 @@ def test_ansible_doc_reads_the_sidecar(module, version):
     assert f'"module": "{module}"' in out
     for attribute in ("check_mode", "diff_mode"):
         assert f'"{attribute}"' in out
+
+
+def test_a_panic_in_a_release_build_is_a_failed_result(tmp_path):
+    """Release builds abort on panic; the entry point's hook must still
+    print one failed JSON object and exit 1 (examples/panicking.rs)."""
+    subprocess.run(
+        ["cargo", "build", "--release", "--locked", "--target", "x86_64-unknown-linux-musl",
+         "-p", "ansible_protocol", "--example", "panicking"],
+        cwd=REPO, check=True, capture_output=True,
+    )
+    args = tmp_path / "args.json"
+    args.write_text("{}")
+    binary = REPO / "target/x86_64-unknown-linux-musl/release/examples/panicking"
+    proc = subprocess.run([str(binary), str(args)], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert len(proc.stdout.splitlines()) == 1, proc.stdout
+    result = json.loads(proc.stdout)
+    assert result["failed"] is True and result["changed"] is False
+    assert result["msg"].startswith("internal error in module panicking: deliberate panic for the test (at ")

@@ -23,6 +23,13 @@ pub fn run<M: Module>() -> ! {
         if let (Ok(mut at), Some(loc)) = (PANIC_AT.lock(), info.location()) {
             *at = Some(format!("{}:{}", loc.file(), loc.line()));
         }
+        // Release builds abort on panic (no unwinding tables: smaller
+        // binaries), so the failed result is printed here, before the abort.
+        if cfg!(panic = "abort") {
+            let what = payload_text(info.payload());
+            println!("{}", Value::Object(failure(panic_message::<M>(&what))));
+            std::process::exit(1);
+        }
     }));
     let argv: Vec<OsString> = std::env::args_os().collect();
     let (result, code) = execute::<M>(&argv, &Host::system());
@@ -43,20 +50,27 @@ static PANIC_AT: Mutex<Option<String>> = Mutex::new(None);
 pub fn execute<M: Module>(argv: &[OsString], host: &Host) -> (Value, i32) {
     panic::catch_unwind(AssertUnwindSafe(|| execute_unguarded::<M>(argv, host))).unwrap_or_else(
         |payload| {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            let at = PANIC_AT
-                .lock()
-                .ok()
-                .and_then(|at| at.clone())
-                .unwrap_or_else(|| "unknown location".into());
-            let msg = format!("internal error in module {}: {what} (at {at})", M::NAME);
+            let msg = panic_message::<M>(&payload_text(payload.as_ref()));
             (Value::Object(failure(msg)), 1)
         },
     )
+}
+
+fn payload_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+fn panic_message<M: Module>(what: &str) -> String {
+    let at = PANIC_AT
+        .lock()
+        .ok()
+        .and_then(|at| at.clone())
+        .unwrap_or_else(|| "unknown location".into());
+    format!("internal error in module {}: {what} (at {at})", M::NAME)
 }
 
 fn execute_unguarded<M: Module>(argv: &[OsString], host: &Host) -> (Value, i32) {

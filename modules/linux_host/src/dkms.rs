@@ -171,3 +171,66 @@ mod tests {
         assert_eq!(status.other_lines.len(), 2);
     }
 }
+
+/// The settings of a `dkms.conf` that say what a source tree builds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Conf {
+    /// `PACKAGE_NAME`.
+    pub package_name: Option<String>,
+    /// `PACKAGE_VERSION`.
+    pub package_version: Option<String>,
+    /// `BUILT_MODULE_NAME[i]`, in index order.
+    pub built_modules: Vec<String>,
+}
+
+/// Reads the plain `KEY=value` and `KEY[i]=value` assignments of a
+/// `dkms.conf` (a shell fragment; anything more dynamic is ignored).
+pub fn parse_conf(text: &str) -> Conf {
+    let mut conf = Conf::default();
+    let mut modules: Vec<(usize, String)> = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+            .unwrap_or(value)
+            .to_string();
+        let (base, index) = match key.trim().split_once('[') {
+            Some((base, rest)) => (base, rest.trim_end_matches(']').parse().ok()),
+            None => (key.trim(), None),
+        };
+        match base {
+            "PACKAGE_NAME" => conf.package_name = Some(value),
+            "PACKAGE_VERSION" => conf.package_version = Some(value),
+            "BUILT_MODULE_NAME" => modules.push((index.unwrap_or(0), value)),
+            _ => {}
+        }
+    }
+    modules.sort();
+    conf.built_modules = modules.into_iter().map(|(_, m)| m).collect();
+    conf
+}
+
+#[cfg(test)]
+mod conf_tests {
+    use super::*;
+
+    #[test]
+    fn reads_assignments() {
+        let conf = parse_conf(
+            "# vendor file\nPACKAGE_NAME=\"aacraid\"\nPACKAGE_VERSION=1.2.1.41024\n\
+             BUILT_MODULE_NAME[1]='second'\nBUILT_MODULE_NAME[0]=\"aacraid\"\n\
+             MAKE[0]=\"make -C ${kernel_source_dir} M=$PWD\"\nAUTOINSTALL=yes\n",
+        );
+        assert_eq!(conf.package_name.as_deref(), Some("aacraid"));
+        assert_eq!(conf.package_version.as_deref(), Some("1.2.1.41024"));
+        assert_eq!(conf.built_modules, ["aacraid", "second"]);
+    }
+}

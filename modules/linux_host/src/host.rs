@@ -178,6 +178,17 @@ impl Host {
         written.with_context(|| format!("cannot write {}", path.display()))
     }
 
+    /// Permission bits of a file (following symlinks).
+    pub fn mode(&self, path: &Path) -> io::Result<u32> {
+        Ok(fs::metadata(self.real_path(path))?.permissions().mode() & 0o7777)
+    }
+
+    /// Creates a directory and its missing parents (mode 0755).
+    pub fn create_dir_all(&self, path: &Path) -> Result<()> {
+        fs::create_dir_all(self.real_path(path))
+            .with_context(|| format!("cannot create directory {}", path.display()))
+    }
+
     /// Finds an installed program, or says where it was looked for.
     pub fn find_program(&self, program: &str) -> std::result::Result<PathBuf, ProgramNotFound> {
         match &self.runner {

@@ -6,6 +6,7 @@
 //! world (kernels, module files, initramfs images, DKMS, PCI, arcconf).
 
 pub mod arcconf;
+pub mod archive;
 pub mod command;
 pub mod compress;
 pub mod cpio;
@@ -17,6 +18,7 @@ pub mod kernel;
 pub mod kmod;
 pub mod loaded;
 pub mod pci;
+pub mod rpm;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 

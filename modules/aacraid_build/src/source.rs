@@ -1,0 +1,225 @@
+//! Where the driver's DKMS source comes from, decided without writing
+//! anything: the vendor tarball (a `.tgz` holding the driver's
+//! `<name>-<version>-dkms.noarch.rpm` among other files), that rpm alone, a
+//! DKMS source tree (a folder with `dkms.conf`), or a tree already in
+//! `/usr/src/<name>-<version>`. Archives are read and checked in memory.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use linux_host::archive::{self, Links};
+use linux_host::cpio::Member;
+use linux_host::dkms::{self, Conf};
+use linux_host::{rpm, Host};
+
+/// The source, read and checked.
+pub struct Source {
+    /// `PACKAGE_NAME` of `dkms.conf`.
+    pub name: String,
+    /// `PACKAGE_VERSION` of `dkms.conf`.
+    pub version: String,
+    /// Modules the tree builds (`BUILT_MODULE_NAME`, or the package name).
+    pub modules: Vec<String>,
+    /// How the tree gets to `/usr/src/<name>-<version>`.
+    pub install: Install,
+    /// What the source was, for messages.
+    pub described: String,
+}
+
+/// How the source tree reaches `/usr/src/<name>-<version>`.
+pub enum Install {
+    /// It is already there.
+    Present,
+    /// `rpm -i` the package (hosts with an rpm database).
+    Rpm {
+        /// The package bytes.
+        bytes: Vec<u8>,
+        /// File name of the package.
+        file_name: String,
+    },
+    /// Write these files (paths relative to `/usr/src/<name>-<version>`).
+    Files(Vec<Member>),
+}
+
+/// `/usr/src/<name>-<version>`.
+pub fn src_dir(name: &str, version: &str) -> PathBuf {
+    PathBuf::from(format!("/usr/src/{name}-{version}"))
+}
+
+/// Reads the source at `path`. `rpm_db` says whether rpms are installed
+/// with `rpm` (the host keeps an rpm database) or unpacked.
+pub fn read(host: &Host, path: &Path, rpm_db: bool) -> Result<Source> {
+    if host.is_dir(path) {
+        return from_tree(host, path);
+    }
+    let bytes = host
+        .read(path)
+        .with_context(|| format!("cannot read the source {}", path.display()))?;
+    let file_name = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if rpm::identify(&bytes).is_some() {
+        return from_rpm(host, bytes, file_name, rpm_db);
+    }
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        return from_tarball(host, &bytes, path, rpm_db);
+    }
+    bail!(
+        "{} is not a vendor tarball (.tgz), an rpm package or a folder with dkms.conf",
+        path.display()
+    )
+}
+
+fn from_tarball(host: &Host, bytes: &[u8], path: &Path, rpm_db: bool) -> Result<Source> {
+    let entries = archive::read_tar_gz(bytes, Links::Inside)
+        .with_context(|| format!("cannot use the tarball {}", path.display()))?;
+    let mut candidates = Vec::new();
+    for entry in entries.into_iter().filter(|e| e.path.ends_with(".rpm")) {
+        let file_name = entry
+            .path
+            .rsplit('/')
+            .next()
+            .unwrap_or(&entry.path)
+            .to_string();
+        if let Ok(package) = rpm::read(&entry.data, |p| p.ends_with("/dkms.conf")) {
+            if !package.files.is_empty() {
+                candidates.push((file_name, entry.data));
+            }
+        }
+    }
+    match candidates.len() {
+        0 => bail!(
+            "the tarball {} holds no DKMS driver rpm (an rpm with /usr/src/<name>-<version>/dkms.conf)",
+            path.display()
+        ),
+        1 => {
+            let (file_name, data) = candidates.remove(0);
+            let mut source = from_rpm(host, data, file_name.clone(), rpm_db)?;
+            source.described = format!("{file_name} from {}", path.display());
+            Ok(source)
+        }
+        _ => bail!(
+            "the tarball {} holds several DKMS driver rpms ({}): unpack it and point src at one",
+            path.display(),
+            candidates.iter().map(|(f, _)| f.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+fn from_rpm(host: &Host, bytes: Vec<u8>, file_name: String, rpm_db: bool) -> Result<Source> {
+    let package = rpm::read(&bytes, |p| p.starts_with("usr/src/"))
+        .with_context(|| format!("cannot read the rpm {file_name}"))?;
+    let conf_member = package
+        .files
+        .iter()
+        .find(|f| f.path.ends_with("/dkms.conf") && f.path.matches('/').count() == 3)
+        .with_context(|| {
+            format!("the rpm {file_name} has no /usr/src/<name>-<version>/dkms.conf")
+        })?;
+    let tree = conf_member
+        .path
+        .strip_suffix("/dkms.conf")
+        .unwrap_or_default()
+        .to_string();
+    let conf = dkms::parse_conf(&String::from_utf8_lossy(&conf_member.data));
+    let (name, version, modules) = identity(&conf, &format!("/{tree}/dkms.conf"))?;
+    let install = if host.exists(&src_dir(&name, &version).join("dkms.conf")) {
+        Install::Present
+    } else if rpm_db {
+        Install::Rpm {
+            bytes,
+            file_name: file_name.clone(),
+        }
+    } else {
+        let prefix = format!("{tree}/");
+        Install::Files(
+            package
+                .files
+                .into_iter()
+                .filter_map(|mut f| {
+                    f.path = f.path.strip_prefix(&prefix)?.to_string();
+                    Some(f)
+                })
+                .collect(),
+        )
+    };
+    Ok(Source {
+        name,
+        version,
+        modules,
+        install,
+        described: file_name,
+    })
+}
+
+fn from_tree(host: &Host, dir: &Path) -> Result<Source> {
+    let conf_path = dir.join("dkms.conf");
+    let text = host
+        .read_text(&conf_path)
+        .with_context(|| format!("{} is a folder without a readable dkms.conf", dir.display()))?;
+    let conf = dkms::parse_conf(&text);
+    let (name, version, modules) = identity(&conf, &conf_path.display().to_string())?;
+    let target = src_dir(&name, &version);
+    let install = if dir == target || host.exists(&target.join("dkms.conf")) {
+        Install::Present
+    } else {
+        Install::Files(tree_files(host, dir, "")?)
+    };
+    Ok(Source {
+        name,
+        version,
+        modules,
+        install,
+        described: dir.display().to_string(),
+    })
+}
+
+/// Every regular file under `dir`, relative paths.
+fn tree_files(host: &Host, dir: &Path, prefix: &str) -> Result<Vec<Member>> {
+    let mut out = Vec::new();
+    for entry in host.read_dir(dir)? {
+        let rel = format!("{prefix}{}", entry.name);
+        match entry.kind {
+            linux_host::host::Kind::Dir => {
+                out.extend(tree_files(host, &entry.path, &format!("{rel}/"))?)
+            }
+            linux_host::host::Kind::File => out.push(Member {
+                data: host.read(&entry.path)?,
+                mode: host.mode(&entry.path)?,
+                path: rel,
+            }),
+            _ => bail!("{} is not a regular file or folder", entry.path.display()),
+        }
+    }
+    Ok(out)
+}
+
+fn identity(conf: &Conf, shown: &str) -> Result<(String, String, Vec<String>)> {
+    let name = conf
+        .package_name
+        .clone()
+        .with_context(|| format!("{shown} sets no PACKAGE_NAME"))?;
+    let version = conf
+        .package_version
+        .clone()
+        .with_context(|| format!("{shown} sets no PACKAGE_VERSION"))?;
+    linux_host::kmod::validate_name(&name).with_context(|| format!("PACKAGE_NAME in {shown}"))?;
+    if version.is_empty()
+        || !version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._+-~".contains(c))
+    {
+        bail!("PACKAGE_VERSION {version:?} in {shown} is not a plain version string");
+    }
+    let modules = if conf.built_modules.is_empty() {
+        vec![name.clone()]
+    } else {
+        conf.built_modules.clone()
+    };
+    for m in &modules {
+        linux_host::kmod::validate_name(m)
+            .with_context(|| format!("BUILT_MODULE_NAME in {shown}"))?;
+    }
+    Ok((name, version, modules))
+}

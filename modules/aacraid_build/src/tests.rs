@@ -1,0 +1,192 @@
+//! Unit tests of planning over a scripted host; the system tests run real
+//! DKMS in the lab containers.
+
+use super::*;
+use linux_host::Script;
+
+#[test]
+fn sidecar_documents_exactly_the_options() -> Result<()> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/aacraid_build.yml"))?;
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text)?;
+    let mut documented: Vec<String> = doc["DOCUMENTATION"]["options"]
+        .as_mapping()
+        .map(|m| {
+            m.keys()
+                .filter_map(|k| k.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut declared: Vec<String> = ansible_protocol::options::option_names::<Options>()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    documented.sort();
+    declared.sort();
+    assert_eq!(documented, declared);
+    assert_eq!(
+        doc["DOCUMENTATION"]["module"].as_str(),
+        Some(AacraidBuild::NAME)
+    );
+    Ok(())
+}
+
+fn options(json: Value) -> Options {
+    match json {
+        Value::Object(map) => ansible_protocol::options::from_value(map).expect("valid options"),
+        _ => panic!("options must be an object"),
+    }
+}
+
+fn host_with(files: &[(&str, &[u8])], script: Script) -> (tempfile::TempDir, Host) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (path, data) in files {
+        let full = dir.path().join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
+        std::fs::write(full, data).expect("write");
+    }
+    let host = Host::scripted(dir.path(), script);
+    (dir, host)
+}
+
+const K: &str = "6.1.0-56-amd64";
+
+fn dkms(status: &str) -> Script {
+    Script::new().answer(
+        &["dkms", "status", "-m", "aacraid", "-v", "1.0"],
+        0,
+        status,
+        "",
+    )
+}
+
+fn base_files() -> Vec<(&'static str, &'static [u8])> {
+    vec![
+        ("/lib/modules/6.1.0-56-amd64/modules.order", b""),
+        ("/lib/modules/6.1.0-56-amd64/build/Makefile", b""),
+        (
+            "/src/dkms.conf",
+            b"PACKAGE_NAME=aacraid\nPACKAGE_VERSION=1.0\n",
+        ),
+        ("/src/aacraid.c", b"/* source */"),
+    ]
+}
+
+#[test]
+fn fresh_host_plans_every_step() -> Result<()> {
+    let (_dir, host) = host_with(&base_files(), dkms(""));
+    let plan = AacraidBuild::plan(
+        options(json!({"src": "/src", "kernels": [K]})),
+        &Context::default(),
+        &host,
+    )?;
+    assert!(plan.add && plan.install_source.is_some() && plan.changed());
+    let k = &plan.kernels[0];
+    assert_eq!(
+        (k.before.as_str(), k.after.as_str(), k.build, k.install),
+        ("absent", "installed", true, true)
+    );
+    assert_eq!(
+        host.calls(),
+        [["dkms", "status", "-m", "aacraid", "-v", "1.0"]]
+    );
+    Ok(())
+}
+
+#[test]
+fn done_work_is_not_planned_again_in_either_status_format() -> Result<()> {
+    for status in [
+        format!("aacraid/1.0, {K}, x86_64: installed\n"),
+        format!("aacraid, 1.0, {K}, x86_64: installed (original_module exists)\n"),
+    ] {
+        let mut files = base_files();
+        files.push((
+            "/usr/src/aacraid-1.0/dkms.conf",
+            b"PACKAGE_NAME=aacraid\nPACKAGE_VERSION=1.0\n",
+        ));
+        let (_dir, host) = host_with(&files, dkms(&status));
+        let plan = AacraidBuild::plan(
+            options(json!({"src": "/src", "kernels": [K]})),
+            &Context::default(),
+            &host,
+        )?;
+        assert!(!plan.changed(), "{status}");
+        assert_eq!(plan.kernels[0].before, "installed");
+    }
+    Ok(())
+}
+
+#[test]
+fn bad_input_fails_before_any_change() {
+    let cases = [
+        (
+            json!({"src": "/nowhere.tgz", "kernels": [K]}),
+            "cannot read the source /nowhere.tgz",
+        ),
+        (
+            json!({"src": "/src/aacraid.c", "kernels": [K]}),
+            "is not a vendor tarball (.tgz), an rpm package or a folder",
+        ),
+        (
+            json!({"src": "/src", "name": "other", "kernels": [K]}),
+            "name \"other\" disagrees with dkms.conf's PACKAGE_NAME \"aacraid\"",
+        ),
+        (
+            json!({"src": "/src", "version": "2.0", "kernels": [K]}),
+            "version \"2.0\" disagrees",
+        ),
+        (
+            json!({"src": "/src", "kernels": ["6.1.0-9-amd64"]}),
+            "kernel 6.1.0-9-amd64 is not installed",
+        ),
+        (
+            json!({"src": "/src", "kernels": ["../x"]}),
+            "invalid kernel release",
+        ),
+        (
+            json!({"kernels": [K]}),
+            "src is required unless state is absent",
+        ),
+        (
+            json!({"src": "/src", "kernels": [K], "artifacts_dir": "out"}),
+            "artifacts_dir must be an absolute path",
+        ),
+    ];
+    for (opts, expected) in cases {
+        let (_dir, host) = host_with(&base_files(), dkms(""));
+        let err = AacraidBuild::plan(options(opts), &Context::default(), &host)
+            .err()
+            .map(|e| format!("{e:#}"));
+        assert!(
+            err.as_deref().unwrap_or("").contains(expected),
+            "{err:?} / {expected}"
+        );
+    }
+    let mut files = base_files();
+    files.retain(|(p, _)| !p.ends_with("build/Makefile"));
+    let (_dir, host) = host_with(&files, dkms(""));
+    let err = AacraidBuild::plan(
+        options(json!({"src": "/src", "kernels": [K]})),
+        &Context::default(),
+        &host,
+    )
+    .err()
+    .map(|e| e.to_string());
+    assert_eq!(
+        err.as_deref(),
+        Some("kernel 6.1.0-56-amd64 has no headers (/lib/modules/6.1.0-56-amd64/build is missing): install linux-headers-6.1.0-56-amd64")
+    );
+    let (_dir, host) = host_with(&base_files(), Script::new());
+    let err = AacraidBuild::plan(
+        options(json!({"src": "/src", "kernels": [K]})),
+        &Context::default(),
+        &host,
+    )
+    .err()
+    .map(|e| e.to_string());
+    assert!(
+        err.as_deref()
+            .unwrap_or("")
+            .starts_with("dkms is not installed on this host"),
+        "{err:?}"
+    );
+}

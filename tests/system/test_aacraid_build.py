@@ -1,0 +1,233 @@
+"""aacraid_build against real DKMS 3.0.10 and real kbuild in a lab container
+(both lab kernels), with a vendor-shaped package made by
+tests/fixtures/make-vendor-package.sh; then DKMS 2.x paths through
+tests/fixtures/fake-dkms-2x; then through ansible-core."""
+
+import json
+import subprocess
+
+import pytest
+
+from conftest import REPO, Lab, inventory, run_ansible, task_results
+
+VERSION = "1.2.1.41024"
+MODULE_VERSION = "1.2-1.41024dkms"
+BROKEN = "9.9.9"
+WATCHED = "/var/lib/dkms /usr/src /lib/modules /root/artifacts"
+
+
+@pytest.fixture(scope="module")
+def packages(tmp_path_factory):
+    out = tmp_path_factory.mktemp("vendor")
+    make = REPO / "tests/fixtures/make-vendor-package.sh"
+    good = subprocess.run(
+        [str(make), "--version", VERSION, "--module-version", MODULE_VERSION, str(out / "good")],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip().splitlines()[-1]
+    broken = subprocess.run(
+        [str(make), "--version", BROKEN, "--broken", str(out / "broken")],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip().splitlines()[-1]
+    return {"good": good, "broken": broken}
+
+
+@pytest.fixture(scope="module")
+def lab(packages):
+    container = Lab("dracut")
+    for key, path in packages.items():
+        subprocess.run(["docker", "cp", path, f"{container.name}:/root/{key}.tgz"], check=True)
+    subprocess.run(
+        ["docker", "cp", str(REPO / "library/aacraid_build"), f"{container.name}:/usr/local/bin/aacraid_build"],
+        check=True,
+    )
+    yield container
+    container.remove()
+
+
+def run_module(lab, check_mode=False, diff=False, **options):
+    args = json.dumps({**options, "_ansible_check_mode": check_mode, "_ansible_diff": diff})
+    lab.sh(f"cat > /tmp/args.json <<'EOF'\n{args}\nEOF")
+    out = subprocess.run(
+        ["docker", "exec", lab.name, "/usr/local/bin/aacraid_build", "/tmp/args.json"],
+        capture_output=True, text=True,
+    )
+    result = json.loads(out.stdout)
+    assert (out.returncode == 1) == result["failed"], out
+    return result
+
+
+def tree_hash(lab):
+    """One hash over names, modes, link targets and contents of the watched trees."""
+    return lab.sh(
+        f"mkdir -p /root/artifacts; find {WATCHED} -exec stat -c '%n %a %F %s' {{}} + 2>/dev/null | sort | sha256sum; "
+        f"find {WATCHED} -type f -exec sha256sum {{}} + 2>/dev/null | sort | sha256sum"
+    )
+
+
+def make_log_mtimes(lab):
+    return lab.sh(f"stat -c '%n %Y' /var/lib/dkms/aacraid/{VERSION}/*/x86_64/log/make.log 2>/dev/null || true")
+
+
+def full(lab, **extra):
+    return dict(src="/root/good.tgz", kernels=["all"], artifacts_dir="/root/artifacts", force=True, **extra)
+
+
+def test_lifecycle(lab):
+    before = tree_hash(lab)
+    preview = run_module(lab, check_mode=True, diff=True, **full(lab))
+    assert preview["changed"] is True
+    assert [k["kernel"] for k in preview["kernels"]] == lab.kernels
+    assert all(k["build"] and k["install"] and k["before"] == "absent" for k in preview["kernels"])
+    assert all(k["artifact"]["write"] for k in preview["kernels"])
+    assert "installed" in preview["diff"]["after"]
+    assert tree_hash(lab) == before, "check mode changed the host"
+
+    first = run_module(lab, **full(lab))
+    assert first["changed"] is True and first["source_installed"] is True and first["added"] is True
+    artifacts = {}
+    for k in first["kernels"]:
+        release = k["kernel"]
+        assert k["module"]["version"] == MODULE_VERSION
+        assert k["module"]["vermagic"].split()[0] == release
+        resolved = lab.sh(f"modinfo -k {release} -n aacraid").strip()
+        assert resolved == k["module"]["resolved"] == f"/lib/modules/{release}/updates/dkms/aacraid.ko"
+        assert lab.sh(f"modinfo -k {release} -F version aacraid").strip() == MODULE_VERSION
+        artifacts[release] = k["artifact"]
+        assert k["artifact"]["written"] is True
+        assert lab.sh(f"sha256sum {k['artifact']['path']}").split()[0] == k["artifact"]["sha256"]
+        listing = lab.sh(f"tar -tzf {k['artifact']['path']}").split()
+        assert listing == ["manifest.json", "aacraid.ko"]
+        manifest = json.loads(lab.sh(f"tar -xzOf {k['artifact']['path']} manifest.json"))
+        assert manifest["kernel"] == release and manifest["files"][0]["version"] == MODULE_VERSION
+    status = lab.sh("dkms status")
+    for release in lab.kernels:
+        assert f"aacraid/{VERSION}, {release}, x86_64: installed" in status
+
+    logs = make_log_mtimes(lab)
+    settled = tree_hash(lab)
+    second = run_module(lab, **full(lab))
+    assert second["changed"] is False, second
+    assert all(not k["build"] and not k["install"] for k in second["kernels"])
+    assert {k["kernel"]: k["artifact"]["sha256"] for k in second["kernels"]} == {
+        r: a["sha256"] for r, a in artifacts.items()
+    }
+    assert make_log_mtimes(lab) == logs, "no build ran"
+    assert tree_hash(lab) == settled
+    assert run_module(lab, check_mode=True, **full(lab))["changed"] is False
+
+    gone = run_module(lab, name="aacraid", version=VERSION, kernels=[], state="absent")
+    assert gone["changed"] is True
+    assert VERSION not in lab.sh("dkms status")
+    for release in lab.kernels:
+        assert "/kernel/drivers/scsi/aacraid/" in lab.sh(f"modinfo -k {release} -n aacraid")
+    assert run_module(lab, name="aacraid", version=VERSION, kernels=[], state="absent")["changed"] is False
+
+
+def test_install_dkms_skips_silently_fails_then_force_installs(lab):
+    """DKMS 3.0.10 skips a module it deems older than the kernel's own
+    (1.2-1... < 1.2.1[...]) yet exits 0: the module notices and says so."""
+    k = lab.kernels[0]
+    refused = run_module(lab, src="/root/good.tgz", kernels=[k])
+    assert refused["failed"] is True
+    assert "set force: true" in refused["msg"] and "1.2.1[50983]-custom" in refused["msg"], refused["msg"]
+    forced = run_module(lab, src="/root/good.tgz", kernels=[k], force=True)
+    assert forced["changed"] is True
+    assert forced["kernels"][0]["before"] == "built" and forced["kernels"][0]["install"] is True
+    assert lab.sh(f"modinfo -k {k} -n aacraid").strip() == f"/lib/modules/{k}/updates/dkms/aacraid.ko"
+    lab.sh(f"dkms remove -m aacraid -v {VERSION} --all")
+
+
+def test_compile_error_carries_the_make_log_tail(lab):
+    result = run_module(lab, src="/root/broken.tgz", kernels=[lab.kernels[0]], force=True)
+    assert result["failed"] is True
+    msg = result["msg"]
+    assert f"failed for kernel {lab.kernels[0]}" in msg
+    assert "make.log" in msg and "error" in msg.lower()
+    lab.sh(f"dkms remove -m aacraid -v {BROKEN} --all || true; rm -rf /usr/src/aacraid-{BROKEN}")
+
+
+@pytest.mark.parametrize(
+    "setup, options, message",
+    [
+        ("true", {"src": "/root/missing.tgz"}, "cannot read the source /root/missing.tgz"),
+        ("echo hello > /root/notes.txt", {"src": "/root/notes.txt"}, "is not a vendor tarball"),
+        ("printf '\\037\\213garbage' > /root/corrupt.tgz", {"src": "/root/corrupt.tgz"}, "corrupt gzip"),
+        ("cd /tmp && echo hi > readme.txt && tar -czf /root/norpm.tgz readme.txt", {"src": "/root/norpm.tgz"},
+         "holds no DKMS driver rpm"),
+        ("cd /tmp && echo x > evil && tar -czPf /root/abs.tgz /tmp/evil", {"src": "/root/abs.tgz"},
+         "absolute paths are not accepted"),
+        ("mkdir -p /tmp/s/a && cd /tmp/s/a && echo x > ../../evil2 && tar -czPf /root/dotdot.tgz ../../evil2",
+         {"src": "/root/dotdot.tgz"}, "`..` in a path is not accepted"),
+        ("cd /tmp && ln -sf /etc/shadow link && tar -czf /root/link.tgz link", {"src": "/root/link.tgz"},
+         "points outside the archive"),
+        ("true", {"src": "/root/good.tgz", "name": "other"}, "disagrees with dkms.conf's PACKAGE_NAME"),
+        ("true", {"src": "/root/good.tgz", "kernels": ["5.10.0-9-amd64"]}, "kernel 5.10.0-9-amd64 is not installed"),
+    ],
+)
+def test_bad_input_changes_nothing(lab, setup, options, message):
+    lab.sh(setup)
+    before = tree_hash(lab)
+    result = run_module(lab, **{"kernels": ["all"], **options})
+    assert result["failed"] is True
+    assert message in result["msg"], result["msg"]
+    assert tree_hash(lab) == before
+
+
+def test_headers_missing_names_the_package(lab):
+    kver = lab.kernels[1]
+    lab.sh(f"mv /lib/modules/{kver}/build /lib/modules/{kver}/build.away")
+    try:
+        result = run_module(lab, src="/root/good.tgz", kernels=[kver])
+        assert result["msg"] == (
+            f"kernel {kver} has no headers (/lib/modules/{kver}/build is missing): install linux-headers-{kver}"
+        )
+    finally:
+        lab.sh(f"mv /lib/modules/{kver}/build.away /lib/modules/{kver}/build")
+
+
+def test_dkms_3_has_no_mkrpm(lab):
+    result = run_module(lab, src="/root/good.tgz", kernels=[lab.kernels[0]], state="built", mkrpm=True)
+    assert result["failed"] is True
+    assert "no mkrpm" in result["msg"] and "artifacts_dir" in result["msg"]
+    lab.sh(f"dkms remove -m aacraid -v {VERSION} --all")
+
+
+def test_dkms_2x_paths(lab):
+    """Comma-format status and a working mkrpm, through the 2.x wrapper."""
+    subprocess.run(
+        ["docker", "cp", str(REPO / "tests/fixtures/fake-dkms-2x"), f"{lab.name}:/usr/local/sbin/dkms"], check=True
+    )
+    try:
+        assert lab.sh("dkms --version").strip() == "dkms-2.2.0.3"
+        first = run_module(lab, src="/root/good.tgz", kernels=[lab.kernels[0]], force=True, mkrpm=True)
+        assert first["changed"] is True, first
+        assert ", x86_64: installed" in lab.sh("dkms status") and "/" not in lab.sh("dkms status").split(",")[0]
+        assert lab.sh(f"ls /var/lib/dkms/aacraid/{VERSION}/rpm/").strip().endswith(".rpm")
+        second = run_module(lab, src="/root/good.tgz", kernels=[lab.kernels[0]], force=True)
+        assert second["changed"] is False, second
+        assert second["kernels"][0]["before"] == "installed"
+    finally:
+        lab.sh("rm -f /usr/local/sbin/dkms")
+        lab.sh(f"dkms remove -m aacraid -v {VERSION} --all || true")
+
+
+@pytest.mark.parametrize("version", ["core-latest", "core-2.16"])
+def test_through_ansible(version, packages, tmp_path):
+    container = Lab("initramfs-tools")
+    try:
+        subprocess.run(["docker", "cp", packages["good"], f"{container.name}:/root/good.tgz"], check=True)
+        inv = inventory(tmp_path, container)
+        playbook = tmp_path / "build.yml"
+        playbook.write_text(
+            "- name: Build\n  hosts: lab\n  gather_facts: false\n  tasks:\n"
+            "    - name: Build and install the vendor driver\n      aacraid_build:\n"
+            "        src: /root/good.tgz\n        kernels: [all]\n        force: true\n"
+            "        artifacts_dir: /root/artifacts\n"
+        )
+        out, _ = run_ansible(version, "ansible-playbook", "-i", inv, "--diff", playbook)
+        assert out["stats"]["lab"]["changed"] == 1
+        assert len(task_results(out)["lab"]["kernels"]) == 2
+        out, _ = run_ansible(version, "ansible-playbook", "-i", inv, playbook)
+        assert out["stats"]["lab"]["changed"] == 0
+    finally:
+        container.remove()
