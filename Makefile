@@ -39,6 +39,7 @@ test: lint unit system
 
 bench: build lab-image
 	$(VENV)/bin/python tests/bench/facts_vs_command.py
+	$(VENV)/bin/python tests/bench/build_idempotence.py
 
 clean:
 	rm -rf library target

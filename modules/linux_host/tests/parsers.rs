@@ -78,3 +78,44 @@ fn modinfo_n_outputs() {
     let missing = kmod::parse_modinfo_n(1, "", lines[2]).expect("not found");
     insta::assert_debug_snapshot!((file, builtin, missing));
 }
+
+/// rpmbuild's output, read without rpm: header tags and payload files.
+#[test]
+fn rpm_packages_made_by_rpmbuild() {
+    let read = |name: &str| {
+        let bytes = std::fs::read(format!(
+            "{}/tests/fixtures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("fixture rpm");
+        linux_host::rpm::read(&bytes, |p| p.starts_with("usr/")).expect("an rpm")
+    };
+    let driver = read("aacraid-1.2.1.41024-dkms.noarch.rpm");
+    assert_eq!(
+        (
+            driver.name.as_str(),
+            driver.version.as_str(),
+            driver.release.as_str()
+        ),
+        ("aacraid", "1.2.1.41024", "dkms")
+    );
+    let paths: Vec<&str> = driver.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "usr/src/aacraid-1.2.1.41024/Makefile",
+            "usr/src/aacraid-1.2.1.41024/aacraid.c",
+            "usr/src/aacraid-1.2.1.41024/dkms.conf",
+        ]
+    );
+    let conf = dkms::parse_conf(&String::from_utf8_lossy(&driver.files[2].data));
+    assert_eq!(conf.package_name.as_deref(), Some("aacraid"));
+    assert_eq!(conf.built_modules, ["aacraid"]);
+    let decoy = read("dkms-2.2.0.3-1.noarch.rpm");
+    assert_eq!(decoy.name, "dkms");
+    assert!(decoy.files.iter().all(|f| !f.path.ends_with("dkms.conf")));
+    assert!(linux_host::rpm::identify(
+        b"not an rpm at all, just text that is long enough to pass the lead size check........."
+    )
+    .is_none());
+}
