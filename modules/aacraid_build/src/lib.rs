@@ -128,28 +128,18 @@ impl Module for AacraidBuild {
             (None, State::Absent) => None,
             (None, _) => bail!("src is required unless state is absent"),
         };
-        let name = match (&options.name, &source) {
-            (Some(n), Some(s)) if *n != s.name => {
-                bail!(
-                    "name {n:?} disagrees with dkms.conf's PACKAGE_NAME {:?} in {}",
-                    s.name,
-                    s.described
-                )
-            }
-            (Some(n), _) => n.clone(),
-            (None, Some(s)) => s.name.clone(),
-            (None, None) => bail!("name is required when src is not given"),
-        };
-        let version = match (&options.version, &source) {
-            (Some(v), Some(s)) if *v != s.version => bail!(
-                "version {v:?} disagrees with dkms.conf's PACKAGE_VERSION {:?} in {}",
-                s.version,
-                s.described
-            ),
-            (Some(v), _) => v.clone(),
-            (None, Some(s)) => s.version.clone(),
-            (None, None) => bail!("version is required when src is not given"),
-        };
+        let name = agree(
+            &options.name,
+            source.as_ref().map(|s| (&s.name, &s.described)),
+            "name",
+            "PACKAGE_NAME",
+        )?;
+        let version = agree(
+            &options.version,
+            source.as_ref().map(|s| (&s.version, &s.described)),
+            "version",
+            "PACKAGE_VERSION",
+        )?;
         kmod::validate_name(&name)?;
         let modules = source
             .as_ref()
@@ -214,11 +204,10 @@ impl Module for AacraidBuild {
                 artifact,
             });
         }
+        // `dkms remove --all` covers every kernel at once.
         let remove_all = options.state == State::Absent && options.kernels.is_empty() && added;
-        if options.state == State::Absent && remove_all {
-            for p in &mut plans {
-                p.remove = false;
-            }
+        if remove_all {
+            plans.iter_mut().for_each(|p| p.remove = false);
         }
         let (install_source, source_described) = match source {
             Some(s) => {
@@ -340,6 +329,23 @@ impl Module for AacraidBuild {
             }
         }
         Ok(report(&plan, results, changed))
+    }
+}
+
+/// An option that, when given, must agree with what `dkms.conf` says.
+fn agree(
+    given: &Option<String>,
+    conf: Option<(&String, &String)>,
+    option: &str,
+    key: &str,
+) -> Result<String> {
+    match (given, conf) {
+        (Some(g), Some((c, source))) if g != c => {
+            bail!("{option} {g:?} disagrees with dkms.conf's {key} {c:?} in {source}")
+        }
+        (Some(g), _) => Ok(g.clone()),
+        (None, Some((c, _))) => Ok(c.clone()),
+        (None, None) => bail!("{option} is required when src is not given"),
     }
 }
 
