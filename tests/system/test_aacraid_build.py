@@ -57,10 +57,13 @@ def run_module(lab, check_mode=False, diff=False, **options):
 
 
 def tree_hash(lab):
-    """One hash over names, modes, link targets and contents of the watched trees."""
+    """One hash over names, types, modes, link targets and file contents of
+    the watched trees (not directory sizes: fuse-overlayfs reports those
+    unsteadily)."""
     return lab.sh(
-        f"mkdir -p /root/artifacts; find {WATCHED} -exec stat -c '%n %a %F %s' {{}} + 2>/dev/null | sort | sha256sum; "
-        f"find {WATCHED} -type f -exec sha256sum {{}} + 2>/dev/null | sort | sha256sum"
+        f"mkdir -p /root/artifacts; "
+        f"find {WATCHED} \\( -type d -printf '%p %y %m\\n' \\) -o -printf '%p %y %m %s %l\\n' | sort | sha256sum; "
+        f"find {WATCHED} -type f -exec sha256sum {{}} + | sort | sha256sum"
     )
 
 
