@@ -50,6 +50,8 @@
 
 mod entry;
 pub mod options;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use entry::{execute, run};
 pub use linux_host::Host;
