@@ -121,8 +121,11 @@ impl Module for AacraidBuild {
         host.find_program("dkms").map_err(|e| {
             anyhow::anyhow!("dkms is not installed on this host ({e}): install the dkms package")
         })?;
-        let rpm_db =
-            host.exists(Path::new("/etc/redhat-release")) && host.exists(Path::new("/var/lib/rpm"));
+        // An rpm-based distribution: its own shell belongs to an rpm package.
+        // (Debian may have the rpm tool, but its database owns nothing.)
+        let rpm_db = host
+            .run(&Cmd::new("rpm").arg("-qf").arg("/bin/sh"))
+            .is_ok_and(|out| out.success());
         let source: Option<Source> = match (&options.src, options.state) {
             (Some(src), _) => Some(source::read(host, Path::new(src), rpm_db)?),
             (None, State::Absent) => None,
