@@ -482,7 +482,8 @@ fn put_source(host: &Host, install: &Install, dir: &Path) -> Result<()> {
                 .join(format!("aacraid_build-{}-{file_name}", std::process::id()));
             host.write_atomic(&tmp, bytes, 0o600)?;
             let result = host.run_ok(&Cmd::new("rpm").arg("-i").arg(&tmp));
-            let _ = std::fs::remove_file(host.real_path(&tmp));
+            // The package is installed or rpm said why not; the copy is no longer needed.
+            let _ = host.remove_file(&tmp);
             result
                 .map(|_| ())
                 .with_context(|| format!("cannot install {file_name} with rpm"))

@@ -178,6 +178,12 @@ impl Host {
         written.with_context(|| format!("cannot write {}", path.display()))
     }
 
+    /// Removes a file (not a directory).
+    pub fn remove_file(&self, path: &Path) -> Result<()> {
+        fs::remove_file(self.real_path(path))
+            .with_context(|| format!("cannot remove {}", path.display()))
+    }
+
     /// Permission bits of a file (following symlinks).
     pub fn mode(&self, path: &Path) -> io::Result<u32> {
         Ok(fs::metadata(self.real_path(path))?.permissions().mode() & 0o7777)
