@@ -47,63 +47,16 @@ pub struct Written {
     pub written: bool,
 }
 
-/// `<dir>/<name>-<version>-<kernel>.tgz`.
-pub fn path(dir: &Path, name: &str, version: &str, kernel: &str) -> PathBuf {
-    dir.join(format!("{name}-{version}-{kernel}.tgz"))
-}
-
-/// Decides whether the artifact must be written. When the module is about
-/// to be built its content is not known yet, so it will be.
-#[allow(clippy::too_many_arguments)]
-pub fn plan(
-    host: &Host,
-    dir: &Path,
-    name: &str,
-    version: &str,
-    kernel: &str,
-    arch: &str,
-    modules: &[String],
-    will_build: bool,
-) -> Result<Planned> {
-    let target = path(dir, name, version, kernel);
-    let (write, reason) = if will_build {
-        (true, "the module is built by this run")
-    } else {
-        let fresh = contents(host, name, version, kernel, arch, modules)?;
-        match host.read(&target) {
-            Ok(existing) if existing == fresh => (false, "current"),
-            Ok(_) => (true, "content differs"),
-            Err(_) => (true, "missing"),
-        }
-    };
-    Ok(Planned {
-        path: target,
-        write,
-        reason,
-    })
-}
-
-/// Writes the artifact if its content differs from what is there.
-pub fn write(
-    host: &Host,
-    dir: &Path,
-    name: &str,
-    version: &str,
-    kernel: &str,
-    modules: &[String],
-) -> Result<Written> {
-    let target = path(dir, name, version, kernel);
-    let fresh = contents(host, name, version, kernel, std::env::consts::ARCH, modules)?;
-    let written = host.read(&target).ok().as_ref() != Some(&fresh);
-    if written {
-        host.create_dir_all(dir)?;
-        host.write_atomic(&target, &fresh, 0o644)?;
-    }
-    Ok(Written {
-        sha256: kmod::sha256_hex(&fresh),
-        path: target,
-        written,
-    })
+/// One DKMS build: a module package version for one kernel.
+pub struct Build<'a> {
+    /// DKMS package name.
+    pub name: &'a str,
+    /// DKMS package version.
+    pub version: &'a str,
+    /// Kernel release.
+    pub kernel: &'a str,
+    /// Modules the package builds.
+    pub modules: &'a [String],
 }
 
 /// One module file DKMS built.
@@ -118,80 +71,122 @@ pub struct Built {
     pub info: ModInfo,
 }
 
-/// The module files DKMS built for `kernel`, one per name in `modules`.
-pub fn built(
-    host: &Host,
-    name: &str,
-    version: &str,
-    kernel: &str,
-    arch: &str,
-    modules: &[String],
-) -> Result<Vec<Built>> {
-    let dir = PathBuf::from(format!(
-        "/var/lib/dkms/{name}/{version}/{kernel}/{arch}/module"
-    ));
-    let listing = host.read_dir(&dir).with_context(|| {
-        format!(
-            "no DKMS build of {name} {version} for kernel {kernel} in {}",
-            dir.display()
-        )
-    })?;
-    let mut files = Vec::new();
-    for module in modules {
-        let entry = listing
-            .iter()
-            .find(|e| {
-                kmod::module_name_of_file(&e.name).as_deref() == Some(&kmod::normalize(module))
-            })
-            .with_context(|| {
-                format!(
-                    "DKMS built no {module} module for kernel {kernel} in {}",
-                    dir.display()
-                )
-            })?;
-        let data = host.read(&entry.path)?;
-        let info = ModInfo::from_bytes(data.clone())
-            .with_context(|| format!("{} is not a kernel module", entry.path.display()))?;
-        files.push(Built {
-            file: entry.name.clone(),
-            module: module.clone(),
-            data,
-            info,
-        });
-    }
-    Ok(files)
-}
+/// DKMS keeps builds per architecture; ours is the one this binary runs on.
+const ARCH: &str = std::env::consts::ARCH;
 
-/// The artifact's bytes, from the modules DKMS built for `kernel`.
-fn contents(
-    host: &Host,
-    name: &str,
-    version: &str,
-    kernel: &str,
-    arch: &str,
-    modules: &[String],
-) -> Result<Vec<u8>> {
-    let files = built(host, name, version, kernel, arch, modules)?;
-    let manifest = json!({
-        "format": 1,
-        "name": name,
-        "version": version,
-        "kernel": kernel,
-        "arch": arch,
-        "files": files.iter().map(|b| json!({
-            "file": b.file,
-            "module": b.module,
-            "size": b.data.len(),
-            "sha256": kmod::sha256_hex(&b.data),
-            "version": b.info.version,
-            "srcversion": b.info.srcversion,
-            "vermagic": b.info.vermagic,
-        })).collect::<Vec<_>>(),
-    });
-    let manifest = serde_json::to_vec_pretty(&manifest)?;
-    let mut entries: Vec<(&str, u32, &[u8])> = vec![("manifest.json", 0o644, &manifest)];
-    for b in &files {
-        entries.push((&b.file, 0o644, &b.data));
+impl Build<'_> {
+    /// `<dir>/<name>-<version>-<kernel>.tgz`.
+    pub fn path(&self, dir: &Path) -> PathBuf {
+        dir.join(format!(
+            "{}-{}-{}.tgz",
+            self.name, self.version, self.kernel
+        ))
     }
-    archive::write_tar_gz(&entries)
+
+    /// Decides whether the artifact must be written. When the module is
+    /// about to be built its content is not known yet, so it will be.
+    pub fn plan(&self, host: &Host, dir: &Path, will_build: bool) -> Result<Planned> {
+        let target = self.path(dir);
+        let (write, reason) = if will_build {
+            (true, "the module is built by this run")
+        } else {
+            let fresh = self.contents(host)?;
+            match host.read(&target) {
+                Ok(existing) if existing == fresh => (false, "current"),
+                Ok(_) => (true, "content differs"),
+                Err(_) => (true, "missing"),
+            }
+        };
+        Ok(Planned {
+            path: target,
+            write,
+            reason,
+        })
+    }
+
+    /// Writes the artifact if its content differs from what is there.
+    pub fn write(&self, host: &Host, dir: &Path) -> Result<Written> {
+        let target = self.path(dir);
+        let fresh = self.contents(host)?;
+        let written = host.read(&target).ok().as_ref() != Some(&fresh);
+        if written {
+            host.create_dir_all(dir)?;
+            host.write_atomic(&target, &fresh, 0o644)?;
+        }
+        Ok(Written {
+            sha256: kmod::sha256_hex(&fresh),
+            path: target,
+            written,
+        })
+    }
+
+    /// The module files DKMS built, one per name in `modules`.
+    pub fn built(&self, host: &Host) -> Result<Vec<Built>> {
+        let Build {
+            name,
+            version,
+            kernel,
+            ..
+        } = self;
+        let dir = PathBuf::from(format!(
+            "/var/lib/dkms/{name}/{version}/{kernel}/{ARCH}/module"
+        ));
+        let listing = host.read_dir(&dir).with_context(|| {
+            format!(
+                "no DKMS build of {name} {version} for kernel {kernel} in {}",
+                dir.display()
+            )
+        })?;
+        let mut files = Vec::new();
+        for module in self.modules {
+            let entry = listing
+                .iter()
+                .find(|e| {
+                    kmod::module_name_of_file(&e.name).as_deref() == Some(&kmod::normalize(module))
+                })
+                .with_context(|| {
+                    format!(
+                        "DKMS built no {module} module for kernel {kernel} in {}",
+                        dir.display()
+                    )
+                })?;
+            let data = host.read(&entry.path)?;
+            let info = ModInfo::from_bytes(data.clone())
+                .with_context(|| format!("{} is not a kernel module", entry.path.display()))?;
+            files.push(Built {
+                file: entry.name.clone(),
+                module: module.clone(),
+                data,
+                info,
+            });
+        }
+        Ok(files)
+    }
+
+    /// The artifact's bytes, from the modules DKMS built.
+    fn contents(&self, host: &Host) -> Result<Vec<u8>> {
+        let files = self.built(host)?;
+        let manifest = json!({
+            "format": 1,
+            "name": self.name,
+            "version": self.version,
+            "kernel": self.kernel,
+            "arch": ARCH,
+            "files": files.iter().map(|b| json!({
+                "file": b.file,
+                "module": b.module,
+                "size": b.data.len(),
+                "sha256": kmod::sha256_hex(&b.data),
+                "version": b.info.version,
+                "srcversion": b.info.srcversion,
+                "vermagic": b.info.vermagic,
+            })).collect::<Vec<_>>(),
+        });
+        let manifest = serde_json::to_vec_pretty(&manifest)?;
+        let mut entries: Vec<(&str, u32, &[u8])> = vec![("manifest.json", 0o644, &manifest)];
+        for b in &files {
+            entries.push((&b.file, 0o644, &b.data));
+        }
+        archive::write_tar_gz(&entries)
+    }
 }

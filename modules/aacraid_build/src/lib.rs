@@ -96,6 +96,15 @@ pub struct Plan {
 }
 
 impl Plan {
+    fn build<'a>(&'a self, kernel: &'a str) -> artifact::Build<'a> {
+        artifact::Build {
+            name: &self.name,
+            version: &self.version,
+            kernel,
+            modules: &self.modules,
+        }
+    }
+
     fn changed(&self) -> bool {
         self.install_source.is_some()
             || self.add
@@ -151,7 +160,6 @@ impl Module for AacraidBuild {
 
         let status = dkms_status(host, &name, &version)?;
         let added = status.iter().any(|e| e.version == version);
-        let arch = std::env::consts::ARCH.to_string();
         let kernels = select_kernels(host, &options.kernels, options.state)?;
         let artifacts_dir = options.artifacts_dir.as_ref().map(PathBuf::from);
         if let Some(dir) = &artifacts_dir {
@@ -192,9 +200,15 @@ impl Module for AacraidBuild {
             }
             .to_string();
             let artifact = match (&artifacts_dir, options.state) {
-                (Some(dir), State::Built | State::Installed) => Some(artifact::plan(
-                    host, dir, &name, &version, k, &arch, &modules, build,
-                )?),
+                (Some(dir), State::Built | State::Installed) => Some(
+                    artifact::Build {
+                        name: &name,
+                        version: &version,
+                        kernel: k,
+                        modules: &modules,
+                    }
+                    .plan(host, dir, build)?,
+                ),
                 _ => None,
             };
             plans.push(KernelPlan {
@@ -302,14 +316,7 @@ impl Module for AacraidBuild {
             }
             let mut result = json!(k);
             if let (Some(dir), Some(_)) = (&plan.artifacts_dir, &k.artifact) {
-                let written = artifact::write(
-                    host,
-                    dir,
-                    &plan.name,
-                    &plan.version,
-                    &k.kernel,
-                    &plan.modules,
-                )?;
+                let written = plan.build(&k.kernel).write(host, dir)?;
                 result["artifact"] = json!(written);
             }
             if plan.state != State::Absent {
@@ -543,14 +550,7 @@ fn build(host: &Host, cmd: Cmd, plan: &Plan, kernel: &str) -> Result<()> {
 /// kernel's own, yet exits 0 and calls it installed: check that the kernel
 /// now resolves each module to the bytes DKMS built.
 fn verify_installed(host: &Host, plan: &Plan, kernel: &str) -> Result<()> {
-    let built = artifact::built(
-        host,
-        &plan.name,
-        &plan.version,
-        kernel,
-        std::env::consts::ARCH,
-        &plan.modules,
-    )?;
+    let built = plan.build(kernel).built(host)?;
     for b in built {
         let resolved = kmod::resolve_with_modinfo(host, kernel, &b.module)?;
         let kmod::Resolution::File(path) = &resolved else {
