@@ -9,7 +9,7 @@
 use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Mutex;
@@ -40,6 +40,12 @@ pub enum Kind {
     Symlink,
     /// Anything else (device, fifo, socket).
     Other,
+}
+
+/// A held directory lock (see [`Host::lock_dir`]); dropping it unlocks.
+#[derive(Debug)]
+pub struct DirLock {
+    _dir: File,
 }
 
 /// One entry of a directory listing.
@@ -153,6 +159,10 @@ impl Host {
     /// whole new one: a temporary file in the same directory is written,
     /// fsynced and renamed over `path`, then the directory is fsynced.
     pub fn write_atomic(&self, path: &Path, data: &[u8], mode: u32) -> Result<()> {
+        self.write_atomic_with(path, data, mode, false)
+    }
+
+    fn write_atomic_with(&self, path: &Path, data: &[u8], mode: u32, root: bool) -> Result<()> {
         let target = self.real_path(path);
         let dir = target
             .parent()
@@ -167,6 +177,12 @@ impl Host {
         let written = (|| -> io::Result<()> {
             let mut file = File::create(&tmp)?;
             file.set_permissions(fs::Permissions::from_mode(mode))?;
+            if root {
+                let meta = file.metadata()?;
+                if meta.uid() != 0 || meta.gid() != 0 {
+                    std::os::unix::fs::fchown(&file, Some(0), Some(0))?;
+                }
+            }
             file.write_all(data)?;
             file.sync_all()?;
             fs::rename(&tmp, &target)?;
@@ -178,6 +194,35 @@ impl Host {
         written.with_context(|| format!("cannot write {}", path.display()))
     }
 
+    /// Like [`Host::write_atomic`], and the new file belongs to root (uid
+    /// and gid 0) before it takes the place of the old one: what files under
+    /// `/lib/modules` must be, whoever ran the module.
+    pub fn write_atomic_as_root(&self, path: &Path, data: &[u8], mode: u32) -> Result<()> {
+        self.write_atomic_with(path, data, mode, true)
+    }
+
+    /// Exclusive advisory lock (`flock`) on a directory, held until the
+    /// returned guard is dropped. Opening a directory writes nothing, so
+    /// this works on read-only file systems and in check mode.
+    pub fn lock_dir(&self, path: &Path) -> Result<DirLock> {
+        let dir = File::open(self.real_path(path))
+            .with_context(|| format!("cannot open {} to lock it", path.display()))?;
+        dir.lock()
+            .with_context(|| format!("cannot lock {}", path.display()))?;
+        Ok(DirLock { _dir: dir })
+    }
+
+    /// The path with every symlink resolved, as the module sees it (a test
+    /// root stripped again).
+    pub fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
+        let real = fs::canonicalize(self.real_path(path))?;
+        let root = fs::canonicalize(&self.root)?;
+        Ok(match real.strip_prefix(&root) {
+            Ok(rest) => Path::new("/").join(rest),
+            Err(_) => real,
+        })
+    }
+
     /// Removes a file (not a directory).
     pub fn remove_file(&self, path: &Path) -> Result<()> {
         fs::remove_file(self.real_path(path))
@@ -187,6 +232,18 @@ impl Host {
     /// Permission bits of a file (following symlinks).
     pub fn mode(&self, path: &Path) -> io::Result<u32> {
         Ok(fs::metadata(self.real_path(path))?.permissions().mode() & 0o7777)
+    }
+
+    /// Owner uid and gid of a file (following symlinks).
+    pub fn owner(&self, path: &Path) -> io::Result<(u32, u32)> {
+        let meta = fs::metadata(self.real_path(path))?;
+        Ok((meta.uid(), meta.gid()))
+    }
+
+    /// Removes an empty directory.
+    pub fn remove_dir(&self, path: &Path) -> Result<()> {
+        fs::remove_dir(self.real_path(path))
+            .with_context(|| format!("cannot remove directory {}", path.display()))
     }
 
     /// Creates a directory and its missing parents (mode 0755).

@@ -10,6 +10,7 @@ pub mod archive;
 pub mod command;
 pub mod compress;
 pub mod cpio;
+pub mod depmod;
 pub mod dkms;
 pub mod elf;
 pub mod host;
@@ -17,10 +18,11 @@ pub mod initramfs;
 pub mod kernel;
 pub mod kmod;
 pub mod loaded;
+pub mod mounts;
 pub mod pci;
 pub mod rpm;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use command::{Cmd, CommandFailed, Output, ProgramNotFound};
-pub use host::{Host, Script};
+pub use host::{DirLock, Host, Script};
