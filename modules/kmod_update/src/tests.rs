@@ -1,0 +1,288 @@
+//! Unit tests of source checks and planning over a scripted host (fake
+//! module files); the system tests install real modules with real depmod.
+
+use super::*;
+use linux_host::testing::fake_module;
+use linux_host::{archive, Script};
+
+const K: &str = "6.1.0-56-amd64";
+const OLD: &str = "6.1.0-55-amd64";
+const VERMAGIC: &str = "6.1.0-56-amd64 SMP preempt mod_unload modversions";
+const INTREE: &str = "/lib/modules/6.1.0-56-amd64/kernel/drivers/scsi/aacraid/aacraid.ko";
+
+#[test]
+fn sidecar_documents_exactly_the_options() {
+    let sidecar = include_str!("../kmod_update.yml");
+    assert_eq!(
+        ansible_protocol::testing::check_sidecar::<KmodUpdate>(sidecar),
+        Ok(())
+    );
+}
+
+fn module(name: &str, version: &str, vermagic: &str) -> Vec<u8> {
+    fake_module(&[
+        ("version", version),
+        ("srcversion", "ABCDEF0123456789ABCDEF0"),
+        ("name", name),
+        ("vermagic", vermagic),
+    ])
+}
+
+fn options(json: Value) -> Options {
+    match json {
+        Value::Object(map) => ansible_protocol::options::from_value(map).expect("valid options"),
+        _ => panic!("options must be an object"),
+    }
+}
+
+/// A host with kernel K (its in-tree aacraid resolved by modinfo) and
+/// kernel OLD, plus `files`.
+fn host_with(files: &[(&str, Vec<u8>)], resolves: &str) -> (tempfile::TempDir, Host) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut all: Vec<(String, Vec<u8>)> = vec![
+        (format!("/lib/modules/{K}/modules.order"), vec![]),
+        (format!("/lib/modules/{OLD}/modules.order"), vec![]),
+        (
+            format!("/lib/modules/{K}/modules.dep"),
+            b"kernel/drivers/scsi/aacraid/aacraid.ko:\n".to_vec(),
+        ),
+        (
+            INTREE.into(),
+            module("aacraid", "1.2.1[50983]-custom", VERMAGIC),
+        ),
+    ];
+    all.extend(files.iter().map(|(p, d)| (p.to_string(), d.clone())));
+    for (path, data) in all {
+        let full = dir.path().join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
+        std::fs::write(full, data).expect("write");
+    }
+    let script = Script::new()
+        .answer(
+            &["modinfo", "-k", K, "-n", "aacraid"],
+            0,
+            &format!("{resolves}\n"),
+            "",
+        )
+        .answer(&["depmod", "-a", K], 0, "", "");
+    let host = Host::scripted(dir.path(), script);
+    (dir, host)
+}
+
+fn plan(host: &Host, opts: Value) -> Result<Plan> {
+    KmodUpdate::plan(options(opts), &Context::default(), host)
+}
+
+fn plan_error(host: &Host, opts: Value) -> String {
+    match plan(host, opts) {
+        Ok(_) => panic!("the plan must fail"),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+fn artifact(manifest: Value, files: &[(&str, &[u8])]) -> Vec<u8> {
+    let manifest = serde_json::to_vec(&manifest).expect("json");
+    let mut entries: Vec<(&str, u32, &[u8])> = vec![("manifest.json", 0o644, &manifest)];
+    entries.extend(files.iter().map(|(n, d)| (*n, 0o644, *d)));
+    archive::write_tar_gz(&entries).expect("tar")
+}
+
+fn manifest_for(data: &[u8], kernel: &str) -> Value {
+    json!({"format": 1, "name": "aacraid", "version": "1.2.1.41024", "kernel": kernel, "arch": "x86_64",
+           "files": [{"file": "aacraid.ko", "module": "aacraid", "size": data.len(),
+                      "sha256": kmod::sha256_hex(data)}]})
+}
+
+#[test]
+fn plans_an_install_from_an_artifact_for_its_kernel() -> Result<()> {
+    let ko = module("aacraid", "1.2-1.41024dkms", VERMAGIC);
+    let tgz = artifact(
+        manifest_for(&ko, K),
+        &[("aacraid.ko", &ko), ("README", b"ignored")],
+    );
+    let (_dir, host) = host_with(&[("/root/a.tgz", tgz)], INTREE);
+    let p = plan(&host, json!({"src": "/root/a.tgz"}))?;
+    assert_eq!(p.kernels.len(), 1);
+    let k = &p.kernels[0];
+    assert_eq!((k.kernel.as_str(), k.action), (K, Action::Install));
+    let target = PathBuf::from(format!("/lib/modules/{K}/updates/aacraid.ko"));
+    assert_eq!(k.path.as_deref(), Some(target.as_path()));
+    assert_eq!(
+        k.new_dirs,
+        [PathBuf::from(format!("/lib/modules/{K}/updates"))]
+    );
+    assert_eq!(k.before.path, INTREE);
+    assert_eq!(k.after.version.as_deref(), Some("1.2-1.41024dkms"));
+    let preview = KmodUpdate::preview(&p, &Context::default());
+    assert!(preview.changed);
+    assert_eq!(preview.values["source"], "/root/a.tgz:aacraid.ko");
+    assert_eq!(preview.values["kernels"][0]["resolved"], json!(target));
+    assert!(
+        host.calls().iter().all(|c| c[0] == "modinfo"),
+        "planning runs no depmod"
+    );
+    Ok(())
+}
+
+#[test]
+fn identical_file_is_nothing_to_do_or_only_a_depmod_when_unresolved() -> Result<()> {
+    let ko = module("aacraid", "1.2-1.41024dkms", VERMAGIC);
+    let target = format!("/lib/modules/{K}/updates/aacraid.ko");
+    for (resolves, action) in [(target.as_str(), Action::None), (INTREE, Action::Depmod)] {
+        let (dir, host) = host_with(
+            &[("/root/aacraid.ko", ko.clone()), (&target, ko.clone())],
+            resolves,
+        );
+        let full = dir.path().join(target.trim_start_matches('/'));
+        std::fs::set_permissions(&full, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+        let p = plan(&host, json!({"src": "/root/aacraid.ko"}))?;
+        assert_eq!(p.kernels[0].action, action, "{}", p.kernels[0].reason);
+        assert_eq!(p.changed(), action != Action::None);
+    }
+    Ok(())
+}
+
+#[test]
+fn refuses_bad_sources_before_anything() {
+    let good = module("aacraid", "1.2-1.41024dkms", VERMAGIC);
+    let other_name = module("megaraid_sas", "1", VERMAGIC);
+    let other_kernel = module(
+        "aacraid",
+        "1",
+        "6.1.0-55-amd64 SMP preempt mod_unload modversions",
+    );
+    let mut bad_manifest = manifest_for(&good, K);
+    bad_manifest["files"][0]["sha256"] = json!("00");
+    let (_dir, host) = host_with(
+        &[
+            ("/root/text.ko", b"not an elf file".to_vec()),
+            ("/root/other.ko", other_name),
+            ("/root/old.ko", other_kernel),
+            (
+                "/root/bad.tgz",
+                artifact(bad_manifest, &[("aacraid.ko", &good)]),
+            ),
+            ("/root/corrupt.tgz", vec![0x1f, 0x8b, 8, 0, 1, 2, 3]),
+            ("/root/good.ko", good),
+        ],
+        INTREE,
+    );
+    let cases = [
+        (json!({"src": "/root/missing.ko"}), "src /root/missing.ko does not exist"),
+        (json!({"src": "/root/text.ko"}), "/root/text.ko is not an ELF kernel module"),
+        (json!({"src": "/root/other.ko"}), "is the module \"megaraid_sas\", not \"aacraid\""),
+        (
+            json!({"src": "/root/old.ko", "kernels": [K]}),
+            "was built for `6.1.0-55-amd64 SMP preempt mod_unload modversions`, but kernel 6.1.0-56-amd64's own modules",
+        ),
+        (json!({"src": "/root/bad.tgz"}), "checksum mismatch for aacraid.ko: manifest says sha256 00"),
+        (json!({"src": "/root/corrupt.tgz"}), "corrupt gzip"),
+        (json!({"src": "/root/good.ko", "kernels": ["6.1.0-9-amd64"]}), "kernel 6.1.0-9-amd64 is not installed"),
+        (json!({"src": "/root/good.ko", "expected_version": "2.0"}), "but expected_version is \"2.0\""),
+        (json!({"src": "/root/good.ko", "dest": "../../etc"}), "dest must be a relative folder"),
+        (json!({"src": "/root/good.ko", "dest": "kernel/drivers"}), "inside the kernel package's own files"),
+        (json!({}), "src is required when state is present"),
+    ];
+    for (opts, expected) in cases {
+        let msg = plan_error(&host, opts.clone());
+        assert!(msg.contains(expected), "{opts}: {msg}");
+    }
+    assert!(host.calls().iter().all(|c| c[0] == "modinfo"));
+}
+
+#[test]
+fn force_accepts_a_vermagic_mismatch_with_a_warning() -> Result<()> {
+    let ko = module(
+        "aacraid",
+        "1",
+        "6.1.0-55-amd64 SMP preempt mod_unload modversions",
+    );
+    let (_dir, host) = host_with(&[("/root/old.ko", ko)], INTREE);
+    let p = plan(
+        &host,
+        json!({"src": "/root/old.ko", "kernels": [K], "force": true}),
+    )?;
+    assert_eq!(p.kernels[0].action, Action::Install);
+    assert!(
+        p.warnings[0].contains("installed anyway because force is set"),
+        "{:?}",
+        p.warnings
+    );
+    Ok(())
+}
+
+#[test]
+fn refuses_a_second_copy_in_the_same_folder() {
+    let ko = module("aacraid", "1", VERMAGIC);
+    let (_dir, host) = host_with(
+        &[
+            ("/root/aacraid.ko", ko.clone()),
+            (&format!("/lib/modules/{K}/updates/aacraid.ko.xz"), ko),
+        ],
+        INTREE,
+    );
+    let msg = plan_error(&host, json!({"src": "/root/aacraid.ko"}));
+    assert!(
+        msg.contains("updates/aacraid.ko.xz already exists beside"),
+        "{msg}"
+    );
+}
+
+/// Installed, but modinfo still resolves the in-tree file: the run fails
+/// naming the winner, and every change is undone.
+#[test]
+fn a_lost_resolution_undoes_every_change() -> Result<()> {
+    let ko = module("aacraid", "1.2-1.41024dkms", VERMAGIC);
+    let (dir, host) = host_with(&[("/root/aacraid.ko", ko)], INTREE);
+    let snapshot = || -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.path().to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).expect("list") {
+                let path = e.expect("entry").path();
+                if path.is_dir() {
+                    stack.push(path.clone());
+                    out.push(format!("{}/", path.display()));
+                } else {
+                    out.push(format!(
+                        "{} {}",
+                        path.display(),
+                        kmod::sha256_hex(&std::fs::read(&path).expect("read"))
+                    ));
+                }
+            }
+        }
+        out.sort();
+        out
+    };
+    let before = snapshot();
+    let p = plan(&host, json!({"src": "/root/aacraid.ko"}))?;
+    let err = format!(
+        "{:#}",
+        KmodUpdate::apply(p, &Context::default(), &host).expect_err("lost")
+    );
+    assert!(
+        err.contains(&format!(
+            "resolves aacraid to {INTREE}, version 1.2.1[50983]-custom"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("the host is as it was"), "{err}");
+    assert_eq!(snapshot(), before);
+    let depmods = host.calls().iter().filter(|c| c[0] == "depmod").count();
+    assert_eq!(depmods, 2, "once for the install, once after undoing it");
+    Ok(())
+}
+
+#[test]
+fn backup_names_follow_ansible() {
+    let p = Path::new("/lib/modules/k/updates/aacraid.ko");
+    assert_eq!(
+        backup_path(p, 951_782_400),
+        PathBuf::from("/lib/modules/k/updates/aacraid.ko.2000-02-29@00:00:00~")
+    );
+    assert_eq!(
+        backup_path(p, 1_795_622_399),
+        PathBuf::from("/lib/modules/k/updates/aacraid.ko.2026-11-25@15:59:59~")
+    );
+}
