@@ -8,52 +8,24 @@ import subprocess
 
 import pytest
 
-from conftest import REPO, Lab, inventory, run_ansible, task_results
+from conftest import BROKEN_VERSION, MODULE_VERSION, REPO, VENDOR_VERSION, Lab, inventory, run_ansible, task_results
 
-VERSION = "1.2.1.41024"
-MODULE_VERSION = "1.2-1.41024dkms"
-BROKEN = "9.9.9"
+VERSION = VENDOR_VERSION
+BROKEN = BROKEN_VERSION
 WATCHED = "/var/lib/dkms /usr/src /lib/modules /root/artifacts"
 
 
 @pytest.fixture(scope="module")
-def packages(tmp_path_factory):
-    out = tmp_path_factory.mktemp("vendor")
-    make = REPO / "tests/fixtures/make-vendor-package.sh"
-    good = subprocess.run(
-        [str(make), "--version", VERSION, "--module-version", MODULE_VERSION, str(out / "good")],
-        check=True, capture_output=True, text=True,
-    ).stdout.strip().splitlines()[-1]
-    broken = subprocess.run(
-        [str(make), "--version", BROKEN, "--broken", str(out / "broken")],
-        check=True, capture_output=True, text=True,
-    ).stdout.strip().splitlines()[-1]
-    return {"good": good, "broken": broken}
-
-
-@pytest.fixture(scope="module")
-def lab(packages):
+def lab(vendor_packages):
     container = Lab("dracut")
-    for key, path in packages.items():
-        subprocess.run(["docker", "cp", path, f"{container.name}:/root/{key}.tgz"], check=True)
-    subprocess.run(
-        ["docker", "cp", str(REPO / "library/aacraid_build"), f"{container.name}:/usr/local/bin/aacraid_build"],
-        check=True,
-    )
+    for key, path in vendor_packages.items():
+        container.put(path, f"/root/{key}.tgz")
     yield container
     container.remove()
 
 
 def run_module(lab, check_mode=False, diff=False, **options):
-    args = json.dumps({**options, "_ansible_check_mode": check_mode, "_ansible_diff": diff})
-    lab.sh(f"cat > /tmp/args.json <<'EOF'\n{args}\nEOF")
-    out = subprocess.run(
-        ["docker", "exec", lab.name, "/usr/local/bin/aacraid_build", "/tmp/args.json"],
-        capture_output=True, text=True,
-    )
-    result = json.loads(out.stdout)
-    assert (out.returncode == 1) == result["failed"], out
-    return result
+    return lab.module("aacraid_build", check_mode=check_mode, diff=diff, **options)
 
 
 def tree_hash(lab):
@@ -241,10 +213,10 @@ def test_rpm_based_host_installs_the_rpm_with_rpm(lab):
 
 
 @pytest.mark.parametrize("version", ["core-latest", "core-2.16"])
-def test_through_ansible(version, packages, tmp_path):
+def test_through_ansible(version, vendor_packages, tmp_path):
     container = Lab("initramfs-tools")
     try:
-        subprocess.run(["docker", "cp", packages["good"], f"{container.name}:/root/good.tgz"], check=True)
+        container.put(vendor_packages["good"], "/root/good.tgz")
         inv = inventory(tmp_path, container)
         playbook = tmp_path / "build.yml"
         playbook.write_text(

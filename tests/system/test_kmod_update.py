@@ -1,0 +1,279 @@
+"""kmod_update with real depmod and modinfo in a lab container (no
+Python), installing the artifacts aacraid_build made from the fixture
+vendor package for both lab kernels; then through ansible-core.
+
+"Unchanged" is proved two ways: every bad input is followed by a metadata
+listing of the watched trees that includes each entry's ctime (any write,
+rename, chmod or removal changes it), and the whole batch of bad inputs is
+bracketed by a hash of every file's content."""
+
+import io
+import json
+import subprocess
+import tarfile
+import threading
+
+import pytest
+
+from conftest import MODULE_VERSION, Lab, inventory, run_ansible, task_results
+
+WATCHED = "/lib/modules /var/lib/kmod_update"
+UPSTREAM = "1.2.1[50983]-custom"
+
+
+@pytest.fixture(scope="module")
+def server(artifacts):
+    container = Lab("initramfs-tools")
+    for kernel, path in artifacts.items():
+        container.put(path, f"/root/{kernel}.tgz")
+    yield container
+    container.remove()
+
+
+def listing(lab):
+    return lab.sh(
+        f"mkdir -p /var/lib/kmod_update; find {WATCHED} -printf '%p %y %m %U:%G %s %T@ %C@ %l\\n' | sort | sha256sum"
+    )
+
+
+def content_hash(lab):
+    return lab.sh(
+        f"mkdir -p /var/lib/kmod_update; find {WATCHED} -printf '%p %y %m %l\\n' | sort | sha256sum; "
+        f"find {WATCHED} -type f -exec sha256sum {{}} + | sort | sha256sum"
+    )
+
+
+def install(lab, kernel, **extra):
+    return lab.module("kmod_update", src=f"/root/{kernel}.tgz", **extra)
+
+
+def resolved(lab, kernel):
+    return lab.sh(f"modinfo -k {kernel} -n aacraid").strip()
+
+
+def index_times(lab):
+    return lab.sh(f"stat -c '%n %Y %Z' /lib/modules/*/modules.dep /lib/modules/*/modules.dep.bin")
+
+
+def test_install_idempotence_and_absent(server):
+    lab = server
+    pristine = content_hash(lab)
+    intree = {k: resolved(lab, k) for k in lab.kernels}
+    intree_sha = lab.sh(f"sha256sum {' '.join(intree.values())}")
+
+    for k in lab.kernels:
+        preview = install(lab, k, check_mode=True, diff=True)
+        assert preview["changed"] is True
+        [entry] = preview["kernels"]
+        assert (entry["kernel"], entry["action"]) == (k, "install")
+        assert entry["before"]["path"] == intree[k] and entry["before"]["version"] == UPSTREAM
+        assert entry["after"]["version"] == MODULE_VERSION
+        assert f"/lib/modules/{k}/updates/aacraid.ko" in preview["diff"]["after"]
+    assert content_hash(lab) == pristine, "check mode changed the host"
+
+    for k in lab.kernels:
+        result = install(lab, k, expected_version=MODULE_VERSION)
+        assert result["changed"] is True, result
+        [entry] = result["kernels"]
+        target = f"/lib/modules/{k}/updates/aacraid.ko"
+        assert entry["path"] == entry["resolved"] == target
+        assert resolved(lab, k) == target
+        assert lab.sh(f"modinfo -k {k} -F version aacraid").strip() == MODULE_VERSION
+        assert lab.sh(f"stat -c '%a %U:%G' {target}").strip() == "644 root:root"
+        assert lab.sh(f"sha256sum < {target}").split()[0] == entry["sha256"]
+        manifest = json.loads(lab.sh(f"tar -xzOf /root/{k}.tgz manifest.json"))
+        assert manifest["files"][0]["sha256"] == entry["sha256"]
+    assert lab.sh(f"sha256sum {' '.join(intree.values())}") == intree_sha, "the in-tree modules are untouched"
+    assert not lab.sh("find /lib/modules -name '.*tmp*'"), "no temporary file left"
+
+    settled = content_hash(lab)
+    times = index_times(lab)
+    for k in lab.kernels:
+        again = install(lab, k)
+        assert again["changed"] is False and again["kernels"][0]["action"] == "none", again
+        assert install(lab, k, check_mode=True)["changed"] is False
+    assert index_times(lab) == times, "depmod did not run"
+    assert content_hash(lab) == settled
+
+    gone = lab.module("kmod_update", state="absent", check_mode=True, diff=True)
+    assert [e["action"] for e in gone["kernels"]] == ["remove", "remove"]
+    assert [e["after"]["path"] for e in gone["kernels"]] == [intree[k] for k in lab.kernels]
+    gone = lab.module("kmod_update", state="absent")
+    assert gone["changed"] is True
+    assert {k: resolved(lab, k) for k in lab.kernels} == intree
+    assert content_hash(lab) == pristine, "absent put the trees back byte for byte"
+    assert lab.module("kmod_update", state="absent")["changed"] is False
+
+
+def test_replace_with_backup_then_restore(server):
+    lab = server
+    k = lab.kernels[0]
+    # Someone installed a driver by hand, as the old notes did.
+    lab.sh(f"mkdir -p /lib/modules/{k}/updates && cp /lib/modules/{k}/kernel/drivers/scsi/aacraid/aacraid.ko "
+           f"/lib/modules/{k}/updates/aacraid.ko && chmod 600 /lib/modules/{k}/updates/aacraid.ko && depmod -a {k}")
+    by_hand = content_hash(lab)
+    result = install(lab, k, backup=True)
+    [entry] = result["kernels"]
+    assert entry["action"] == "replace" and entry["before"]["path"] == f"/lib/modules/{k}/updates/aacraid.ko"
+    backup = entry["backup_file"]
+    assert backup.startswith(f"/lib/modules/{k}/updates/aacraid.ko.") and backup.endswith("~")
+    assert lab.sh(f"cmp {backup} /lib/modules/{k}/kernel/drivers/scsi/aacraid/aacraid.ko && stat -c %a {backup}").strip() == "600"
+    assert lab.sh(f"modinfo -k {k} -F version aacraid").strip() == MODULE_VERSION
+    lab.sh(f"rm {backup}")
+    restored = lab.module("kmod_update", state="absent", kernels=[k])
+    assert restored["kernels"][0]["action"] == "restore"
+    assert restored["kernels"][0]["after"]["version"] == UPSTREAM
+    assert content_hash(lab) == by_hand, "absent put the hand-installed file back, mode and all"
+    lab.sh(f"rm -r /lib/modules/{k}/updates && depmod -a {k}")
+
+
+@pytest.mark.parametrize(
+    "config, why",
+    [
+        ("override aacraid * kernel/drivers/scsi/aacraid", "`override aacraid * kernel/drivers/scsi/aacraid` pins"),
+        ("search built-in updates", "`search built-in updates`) ranks kernel/drivers/scsi/aacraid before updates"),
+    ],
+)
+def test_another_file_wins_is_explained_and_undone(server, config, why):
+    lab = server
+    k = lab.kernels[0]
+    lab.sh(f"mkdir -p /etc/depmod.d && echo '{config}' > /etc/depmod.d/zz-test.conf && depmod -a {k}")
+    try:
+        before = content_hash(lab)
+        result = install(lab, k)
+        assert result["failed"] is True
+        msg = result["msg"]
+        assert f"resolves aacraid to /lib/modules/{k}/kernel/drivers/scsi/aacraid/aacraid.ko" in msg, msg
+        assert f"version {UPSTREAM}" in msg and why in msg, msg
+        assert "the host is as it was" in msg, msg
+        assert content_hash(lab) == before
+    finally:
+        lab.sh(f"rm -r /etc/depmod.d && depmod -a {k}")
+
+
+def tgz(members):
+    """A .tar.gz from (name, kind, data-or-target) members."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.GNU_FORMAT) as tar:
+        for name, kind, payload in members:
+            info = tarfile.TarInfo(name)
+            if kind == "file":
+                info.size = len(payload)
+                tar.addfile(info, io.BytesIO(payload))
+            else:
+                info.type = tarfile.SYMTYPE if kind == "symlink" else tarfile.LNKTYPE
+                info.linkname = payload
+                tar.addfile(info)
+    return buf.getvalue()
+
+
+def test_bad_inputs_change_nothing(server, tmp_path):
+    lab = server
+    new, old = lab.kernels
+    good = tmp_path / "good.tgz"
+    subprocess.run(["docker", "cp", f"{lab.name}:/root/{new}.tgz", str(good)], check=True)
+    with tarfile.open(good) as tar:
+        manifest = tar.extractfile("manifest.json").read()
+        ko = tar.extractfile("aacraid.ko").read()
+    tampered = json.loads(manifest)
+    tampered["files"][0]["sha256"] = "0" * 64
+    archives = {
+        "corrupt.tgz": good.read_bytes()[:-200],
+        "absolute.tgz": tgz([("manifest.json", "file", manifest), ("/tmp/aacraid.ko", "file", ko)]),
+        "dotdot.tgz": tgz([("manifest.json", "file", manifest), ("../aacraid.ko", "file", ko)]),
+        "symlink.tgz": tgz([("manifest.json", "file", manifest), ("aacraid.ko", "symlink", "/etc/shadow")]),
+        "hardlink.tgz": tgz([("manifest.json", "file", manifest), ("x", "file", ko), ("aacraid.ko", "hardlink", "x")]),
+        "tampered.tgz": tgz([("manifest.json", "file", json.dumps(tampered).encode()), ("aacraid.ko", "file", ko)]),
+    }
+    for name, data in archives.items():
+        (tmp_path / name).write_bytes(data)
+        lab.put(tmp_path / name, f"/root/{name}")
+    lab.sh("echo 'not a module' > /root/text.ko; "
+           f"cp /lib/modules/{new}/kernel/drivers/scsi/megaraid/megaraid_sas.ko /root/aacraid.ko; "
+           f"cp /lib/modules/{old}/kernel/drivers/scsi/aacraid/aacraid.ko /root/old-aacraid.ko")
+    cases = [
+        ({"src": "/root/missing.tgz"}, "src /root/missing.tgz does not exist"),
+        ({"src": "/root/corrupt.tgz"}, "corrupt gzip or tar data"),
+        ({"src": "/root/absolute.tgz"}, "absolute paths are not accepted"),
+        ({"src": "/root/dotdot.tgz"}, "`..` in a path is not accepted"),
+        ({"src": "/root/symlink.tgz"}, "links are not accepted"),
+        ({"src": "/root/hardlink.tgz"}, "links are not accepted"),
+        ({"src": "/root/tampered.tgz"}, "checksum mismatch for aacraid.ko"),
+        ({"src": "/root/text.ko", "kernels": [new]}, "/root/text.ko is not an ELF kernel module"),
+        ({"src": "/root/aacraid.ko"}, 'is the module "megaraid_sas", not "aacraid"'),
+        ({"src": "/root/old-aacraid.ko", "kernels": [new]}, f"was built for `{old} SMP"),
+        ({"src": f"/root/{new}.tgz", "kernels": ["5.10.0-9-amd64"]}, "kernel 5.10.0-9-amd64 is not installed"),
+        ({"src": f"/root/{new}.tgz", "expected_version": "9.9"}, 'but expected_version is "9.9"'),
+        ({"src": f"/root/{new}.tgz", "dest": "../../../etc"}, "dest must be a relative folder"),
+    ]
+    whole = content_hash(lab)
+    for options, message in cases:
+        before = listing(lab)
+        result = lab.module("kmod_update", **options)
+        assert result["failed"] is True, (options, result)
+        assert message in result["msg"], (options, result["msg"])
+        assert listing(lab) == before, options
+    assert content_hash(lab) == whole
+
+
+def test_read_only_destination(artifacts, tmp_path):
+    """The destination folder is a read-only mount."""
+    k = sorted(artifacts)[0]
+    lab = Lab("dracut", "-v", f"{tmp_path}:/lib/modules/{k}/updates:ro")
+    try:
+        lab.put(artifacts[k], "/root/a.tgz")
+        before = content_hash(lab)
+        result = lab.module("kmod_update", src="/root/a.tgz")
+        assert result["failed"] is True
+        assert result["msg"] == (
+            f"cannot change kernel {k}: /lib/modules/{k}/updates is on the read-only file system "
+            f"mounted at /usr/lib/modules/{k}/updates"
+        ), result["msg"]
+        assert content_hash(lab) == before
+    finally:
+        lab.remove()
+
+
+def test_concurrent_runs_leave_a_consistent_tree(server):
+    lab = server
+    k = lab.kernels[1]
+    results = []
+
+    def run():
+        results.append(install(lab, k))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r["changed"] for r in results) == [False, True], results
+    assert resolved(lab, k) == f"/lib/modules/{k}/updates/aacraid.ko"
+    assert not lab.sh("find /lib/modules /var/lib/kmod_update -name '.*tmp*'")
+    assert json.loads(lab.sh(f"cat /var/lib/kmod_update/{k}/aacraid.json"))["version"] == MODULE_VERSION
+    assert lab.module("kmod_update", state="absent")["changed"] is True
+
+
+@pytest.mark.parametrize("version", ["core-latest", "core-2.16"])
+def test_through_ansible(version, server, tmp_path):
+    lab = server
+    inv = inventory(tmp_path, lab)
+    playbook = tmp_path / "install.yml"
+    playbook.write_text(
+        "- name: Install\n  hosts: lab\n  gather_facts: false\n  tasks:\n"
+        "    - name: Install the driver artifact for each kernel\n      kmod_update:\n"
+        "        src: /root/{{ item }}.tgz\n        expected_version: " + MODULE_VERSION + "\n"
+        f"      loop: {json.dumps(lab.kernels)}\n"
+    )
+    out, _ = run_ansible(version, "ansible-playbook", "-i", inv, "--check", "--diff", playbook)
+    assert out["stats"]["lab"]["changed"] == 1
+    assert all(r["kernels"][0]["action"] == "install" for r in task_results(out)["lab"]["results"])
+    assert lab.sh("ls /lib/modules/*/updates 2>/dev/null || true") == ""
+    out, _ = run_ansible(version, "ansible-playbook", "-i", inv, playbook)
+    assert out["stats"]["lab"]["changed"] == 1
+    for k in lab.kernels:
+        assert resolved(lab, k) == f"/lib/modules/{k}/updates/aacraid.ko"
+    out, _ = run_ansible(version, "ansible-playbook", "-i", inv, playbook)
+    assert out["stats"]["lab"]["changed"] == 0
+    out, _ = run_ansible(version, "ansible", "-i", inv, "lab", "-m", "kmod_update", "-a", "state=absent")
+    assert out["stats"]["lab"]["changed"] == 1
