@@ -313,10 +313,14 @@ fn select_kernels(host: &Host, o: &Options, source: Option<&Source>) -> Result<V
             .clone()
             .or_else(|| s.info.vermagic_release().map(str::to_string))
             .with_context(|| format!("{} names no kernel: set kernels", s.described))?],
-        (true, None) => record::kernels_with_record(host, &o.name)
-            .into_iter()
-            .filter(|k| installed.contains(k))
-            .collect(),
+        (true, None) => {
+            let recorded = record::kernels_with_record(host, &o.name);
+            installed
+                .iter()
+                .filter(|k| recorded.contains(k))
+                .cloned()
+                .collect()
+        }
     };
     let mut out: Vec<String> = Vec::new();
     for w in wanted {

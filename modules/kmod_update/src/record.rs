@@ -72,7 +72,7 @@ pub fn read(host: &Host, kver: &str, name: &str) -> Result<Option<Record>> {
     }
 }
 
-/// Kernels holding a record of `name`, in name order.
+/// Kernels holding a record of `name`.
 pub fn kernels_with_record(host: &Host, name: &str) -> Vec<String> {
     host.read_dir(Path::new(STATE_DIR))
         .unwrap_or_default()

@@ -2,12 +2,13 @@
 //! place (see [`crate::cpio`] for the format walk).
 
 use std::io::BufReader;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::cpio::{scan, Scan};
+use crate::cpio::{scan, Member, Scan};
 use crate::host::Host;
+use crate::kmod;
 
 /// The conventional image paths for `kver`, in the order they are tried:
 /// dracut on the RHEL family, then Debian/Ubuntu (both tools), then SUSE.
@@ -34,4 +35,65 @@ pub fn scan_image(
         .with_context(|| format!("cannot open {}", path.display()))?;
     scan(BufReader::with_capacity(1 << 16, file), select, stop_after)
         .with_context(|| format!("cannot read initramfs image {}", path.display()))
+}
+
+/// The image of `kver`: the first candidate that exists (`true`), or the
+/// name this distribution's tools would write (`false`): Debian and Ubuntu
+/// name it `initrd.img-<kver>` whichever tool makes it.
+pub fn image_path(host: &Host, kver: &str) -> (PathBuf, bool) {
+    let candidates = image_candidates(kver);
+    if let Some(found) = candidates.iter().find(|p| host.exists(Path::new(p.as_str()))) {
+        return (PathBuf::from(found), true);
+    }
+    let usual = if host.exists(Path::new("/etc/debian_version")) {
+        &candidates[1]
+    } else {
+        &candidates[0]
+    };
+    (PathBuf::from(usual), false)
+}
+
+/// The copies of the modules `names` that the image at `image` holds for
+/// kernel `kver` (under `lib/modules/<kver>/` or `usr/lib/modules/<kver>/`),
+/// with the scan's facts. Images hold one copy of a module (the one their
+/// tool resolved), so the walk stops once every name has one.
+pub fn module_files(host: &Host, image: &Path, kver: &str, names: &[String]) -> Result<Scan> {
+    let wanted: Vec<String> = names.iter().map(|n| kmod::normalize(n)).collect();
+    let prefixes = [
+        format!("lib/modules/{kver}/"),
+        format!("usr/lib/modules/{kver}/"),
+    ];
+    let select = |p: &str| {
+        prefixes.iter().any(|pre| p.starts_with(pre.as_str()))
+            && Path::new(p)
+                .file_name()
+                .and_then(|f| kmod::module_name_of_file(&f.to_string_lossy()))
+                .is_some_and(|m| wanted.contains(&m))
+    };
+    scan_image(host, image, select, Some(wanted.len()))
+}
+
+/// A module file's path relative to its kernel's module folder
+/// (`updates/aacraid.ko`), whether given as an in-image path
+/// (`usr/lib/modules/<kver>/updates/aacraid.ko`) or an absolute one.
+pub fn relative_module_path(path: &str, kver: &str) -> String {
+    let trimmed = path.trim_start_matches('/');
+    for prefix in [format!("lib/modules/{kver}/"), format!("usr/lib/modules/{kver}/")] {
+        if let Some(rest) = trimmed.strip_prefix(prefix.as_str()) {
+            return rest.to_string();
+        }
+    }
+    trimmed.to_string()
+}
+
+/// The member of a scan that is module `name`, if the image holds one.
+pub fn member_for<'a>(files: &'a [Member], name: &str) -> Option<&'a Member> {
+    let wanted = kmod::normalize(name);
+    files.iter().find(|m| {
+        Path::new(&m.path)
+            .file_name()
+            .and_then(|f| kmod::module_name_of_file(&f.to_string_lossy()))
+            .as_deref()
+            == Some(wanted.as_str())
+    })
 }

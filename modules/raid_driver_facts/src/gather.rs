@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use linux_host::initramfs::{image_candidates, scan_image};
+use linux_host::initramfs::{image_path, module_files};
 use linux_host::kmod::{self, ModInfo, ModuleFile, Resolution};
 use linux_host::{arcconf, dkms, kernel, loaded, pci, Cmd, Host, ProgramNotFound};
 use serde::Serialize;
@@ -401,20 +401,11 @@ fn describe_resolution(
 }
 
 fn image_facts(host: &Host, release: &str, name: &str, resolved: Option<&ModuleFile>) -> Image {
-    let candidates = image_candidates(release);
-    let existing = candidates
-        .iter()
-        .find(|p| host.exists(Path::new(p.as_str())));
-    // No image yet: name the one this distribution's tools would write.
-    let usual = if host.exists(Path::new("/etc/debian_version")) {
-        &candidates[1]
-    } else {
-        &candidates[0]
-    };
-    let path = existing.unwrap_or(usual).clone();
+    let (path, exists) = image_path(host, release);
+    let path = path.display().to_string();
     let mut image = Image {
         path: path.clone(),
-        exists: existing.is_some(),
+        exists,
         compression: None,
         early_cpio: None,
         contains_module: None,
@@ -422,25 +413,10 @@ fn image_facts(host: &Host, release: &str, name: &str, resolved: Option<&ModuleF
         matches_resolved: None,
         error: None,
     };
-    if existing.is_none() {
+    if !exists {
         return image;
     }
-    let wanted = kmod::normalize(name);
-    let prefixes = [
-        format!("lib/modules/{release}/"),
-        format!("usr/lib/modules/{release}/"),
-    ];
-    let select = |p: &str| {
-        prefixes.iter().any(|pre| p.starts_with(pre.as_str()))
-            && Path::new(p)
-                .file_name()
-                .and_then(|f| kmod::module_name_of_file(&f.to_string_lossy()))
-                .as_deref()
-                == Some(wanted.as_str())
-    };
-    // Images hold one copy of a module (the one their tools resolved), so
-    // the walk stops at the first: on average half the decoding.
-    let scan = match scan_image(host, Path::new(&path), select, Some(1)) {
+    let scan = match module_files(host, Path::new(&path), release, &[name.to_string()]) {
         Ok(scan) => scan,
         Err(e) => {
             image.error = Some(format!("{e:#}"));
