@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use ansible_protocol::{Context, Host, Module, Response};
 use anyhow::{bail, Context as _, Result};
 use linux_host::kmod::{self, ModInfo, Resolution};
-use linux_host::{depmod, kernel, mounts, Cmd, DirLock, ProgramNotFound};
+use linux_host::{depmod, kernel, mounts, Cmd, DirLock};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -344,13 +344,7 @@ fn select_kernels(host: &Host, o: &Options, source: Option<&Source>) -> Result<V
 /// What `kver` resolves `name` to now (`modinfo -k`, or `modules.dep`
 /// when kmod's modinfo is missing).
 fn resolve(host: &Host, kver: &str, name: &str) -> Result<Resolved> {
-    let resolution = match kmod::resolve_with_modinfo(host, kver, name) {
-        Err(e) if e.downcast_ref::<ProgramNotFound>().is_some() => {
-            kmod::resolve_with_modules_dep(host, kver, name)?
-        }
-        other => other?,
-    };
-    Ok(match resolution {
+    Ok(match kmod::resolve(host, kver, name)? {
         Resolution::File(path) => {
             let file = kmod::ModuleFile::read(host, kver, &path);
             Resolved {

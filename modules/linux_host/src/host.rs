@@ -223,6 +223,39 @@ impl Host {
         })
     }
 
+    /// Size in bytes of a file (following symlinks).
+    pub fn file_size(&self, path: &Path) -> io::Result<u64> {
+        Ok(fs::metadata(self.real_path(path))?.len())
+    }
+
+    /// Sets a file's permission bits.
+    pub fn set_mode(&self, path: &Path, mode: u32) -> Result<()> {
+        fs::set_permissions(self.real_path(path), fs::Permissions::from_mode(mode))
+            .with_context(|| format!("cannot set the mode of {}", path.display()))
+    }
+
+    /// Makes `link` a second name of `original` (same file system).
+    pub fn hard_link(&self, original: &Path, link: &Path) -> Result<()> {
+        fs::hard_link(self.real_path(original), self.real_path(link))
+            .with_context(|| format!("cannot link {} to {}", link.display(), original.display()))
+    }
+
+    /// Puts a finished file in place of `target`: fsyncs it, renames it
+    /// over `target` (atomic on one file system) and fsyncs the folder, so
+    /// after a crash `target` is either the old file or the whole new one.
+    pub fn rename_durably(&self, from: &Path, target: &Path) -> Result<()> {
+        let (real_from, real_target) = (self.real_path(from), self.real_path(target));
+        (|| -> io::Result<()> {
+            File::open(&real_from)?.sync_all()?;
+            fs::rename(&real_from, &real_target)?;
+            if let Some(dir) = real_target.parent() {
+                File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        })()
+        .with_context(|| format!("cannot move {} to {}", from.display(), target.display()))
+    }
+
     /// Removes a file (not a directory).
     pub fn remove_file(&self, path: &Path) -> Result<()> {
         fs::remove_file(self.real_path(path))

@@ -42,7 +42,10 @@ pub fn scan_image(
 /// name it `initrd.img-<kver>` whichever tool makes it.
 pub fn image_path(host: &Host, kver: &str) -> (PathBuf, bool) {
     let candidates = image_candidates(kver);
-    if let Some(found) = candidates.iter().find(|p| host.exists(Path::new(p.as_str()))) {
+    if let Some(found) = candidates
+        .iter()
+        .find(|p| host.exists(Path::new(p.as_str())))
+    {
         return (PathBuf::from(found), true);
     }
     let usual = if host.exists(Path::new("/etc/debian_version")) {
@@ -78,7 +81,10 @@ pub fn module_files(host: &Host, image: &Path, kver: &str, names: &[String]) -> 
 /// (`usr/lib/modules/<kver>/updates/aacraid.ko`) or an absolute one.
 pub fn relative_module_path(path: &str, kver: &str) -> String {
     let trimmed = path.trim_start_matches('/');
-    for prefix in [format!("lib/modules/{kver}/"), format!("usr/lib/modules/{kver}/")] {
+    for prefix in [
+        format!("lib/modules/{kver}/"),
+        format!("usr/lib/modules/{kver}/"),
+    ] {
         if let Some(rest) = trimmed.strip_prefix(prefix.as_str()) {
             return rest.to_string();
         }

@@ -201,6 +201,17 @@ pub fn resolve_with_modinfo(host: &Host, kver: &str, name: &str) -> Result<Resol
         .with_context(|| format!("unexpected answer from `{cmd}`"))
 }
 
+/// Resolves `name` for `kver` with modinfo, or from `modules.dep` when
+/// kmod's modinfo is not installed.
+pub fn resolve(host: &Host, kver: &str, name: &str) -> Result<Resolution> {
+    match resolve_with_modinfo(host, kver, name) {
+        Err(e) if e.downcast_ref::<crate::ProgramNotFound>().is_some() => {
+            resolve_with_modules_dep(host, kver, name)
+        }
+        other => other,
+    }
+}
+
 /// Interprets `modinfo -n` output (kmod prints `(builtin)` or a path, and
 /// fails with "Module … not found." when nothing matches).
 pub fn parse_modinfo_n(rc: i32, stdout: &str, stderr: &str) -> Result<Resolution> {

@@ -1,9 +1,12 @@
-//! Mounted file systems, from `/proc/self/mounts`: whether a path lies on a
-//! read-only mount, so a module can refuse before its first write instead of
-//! failing half way.
+//! Mounted file systems: whether a path lies on a read-only mount (from
+//! `/proc/self/mounts`) and how much room is left on one (`df`), so a
+//! module can refuse before its first write instead of failing half way.
 
 use std::path::{Path, PathBuf};
 
+use anyhow::{Context, Result};
+
+use crate::command::Cmd;
 use crate::host::Host;
 
 /// One line of `/proc/self/mounts`.
@@ -73,10 +76,34 @@ pub fn read_only_mount(host: &Host, path: &Path) -> Option<PathBuf> {
     on_top.read_only.then(|| on_top.point.clone())
 }
 
+/// Bytes available to unprivileged writers on the file system holding
+/// `path`, from `df -Pk` (POSIX output: the fourth field of the second line
+/// is in 1024-byte blocks).
+pub fn available_bytes(host: &Host, path: &Path) -> Result<u64> {
+    let cmd = Cmd::new("df").arg("-Pk").arg(path);
+    let out = host.run_ok(&cmd)?;
+    parse_df_available(&out.stdout).with_context(|| format!("unexpected output of `{cmd}`"))
+}
+
+/// The available-space field of `df -Pk` output, in bytes.
+pub fn parse_df_available(stdout: &str) -> Option<u64> {
+    let line = stdout.lines().nth(1)?;
+    let kib: u64 = line.split_whitespace().nth(3)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::host::Script;
+
+    #[test]
+    fn df_available() {
+        let out = "Filesystem     1024-blocks  Used Available Capacity Mounted on\n\
+                   tmpfs                51200 40000     11200      79% /boot\n";
+        assert_eq!(parse_df_available(out), Some(11200 * 1024));
+        assert_eq!(parse_df_available("Filesystem\n"), None);
+    }
 
     const MOUNTS: &str = "\
 overlay / overlay rw,relatime,lowerdir=/a,upperdir=/b,workdir=/c 0 0

@@ -1,0 +1,2 @@
+//! The initramfs_regen binary: all logic is in the library.
+ansible_protocol::main!(initramfs_regen::InitramfsRegen);

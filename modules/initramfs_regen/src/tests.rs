@@ -1,0 +1,256 @@
+//! Unit tests of planning over a scripted host with small gzip images;
+//! the system tests run real dracut and mkinitramfs in the lab.
+
+use super::*;
+use linux_host::testing::{cpio, fake_module, gzip};
+use linux_host::Script;
+
+const K: &str = "6.1.0-56-amd64";
+const OLD: &str = "6.1.0-55-amd64";
+
+#[test]
+fn sidecar_documents_exactly_the_options() {
+    let sidecar = include_str!("../initramfs_regen.yml");
+    assert_eq!(
+        ansible_protocol::testing::check_sidecar::<InitramfsRegen>(sidecar),
+        Ok(())
+    );
+}
+
+fn module(version: &str) -> Vec<u8> {
+    fake_module(&[("version", version), ("name", "aacraid")])
+}
+
+fn image(kver: &str, relative: &str, data: &[u8]) -> Vec<u8> {
+    gzip(&cpio(&[(
+        &format!("usr/lib/modules/{kver}/{relative}"),
+        data,
+    )]))
+}
+
+fn options(json: Value) -> Options {
+    match json {
+        Value::Object(map) => ansible_protocol::options::from_value(map).expect("valid options"),
+        _ => panic!("options must be an object"),
+    }
+}
+
+const INTREE: &str = "kernel/drivers/scsi/aacraid/aacraid.ko";
+const UPDATES: &str = "updates/aacraid.ko";
+
+/// Kernel K resolves `updates/aacraid.ko` (new), OLD the in-tree file;
+/// `extra` adds files and `script` more answers.
+fn host(extra: &[(String, Vec<u8>)], script: Script) -> (tempfile::TempDir, Host) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut files: Vec<(String, Vec<u8>)> = vec![
+        ("/etc/debian_version".into(), b"12.8\n".to_vec()),
+        (format!("/lib/modules/{K}/modules.order"), vec![]),
+        (format!("/lib/modules/{OLD}/modules.order"), vec![]),
+        (format!("/lib/modules/{K}/{INTREE}"), module("old")),
+        (format!("/lib/modules/{K}/{UPDATES}"), module("new")),
+        (format!("/lib/modules/{OLD}/{INTREE}"), module("old")),
+    ];
+    files.extend(extra.iter().cloned());
+    for (path, data) in files {
+        let full = dir.path().join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
+        std::fs::write(full, data).expect("write");
+    }
+    let script = script
+        .answer(
+            &["modinfo", "-k", K, "-n", "megaraid_sas"],
+            1,
+            "",
+            "modinfo: ERROR: Module megaraid_sas not found.\n",
+        )
+        .answer(&["modinfo", "-k", K, "-n", "aacraid"], 0, &format!("/lib/modules/{K}/{UPDATES}\n"), "")
+        .answer(&["modinfo", "-k", OLD, "-n", "aacraid"], 0, &format!("/lib/modules/{OLD}/{INTREE}\n"), "")
+        .answer(
+            &["df", "-Pk", "/boot"],
+            0,
+            "Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/sda1 1000000 1000 999000 1% /boot\n",
+            "",
+        );
+    let host = Host::scripted(dir.path(), script);
+    (dir, host)
+}
+
+fn dracut() -> Script {
+    Script::new().answer(&["dracut", "--version"], 0, "", "")
+}
+
+fn images(k_image: &[u8], old_image: &[u8]) -> Vec<(String, Vec<u8>)> {
+    vec![
+        (format!("/boot/initrd.img-{K}"), k_image.to_vec()),
+        (format!("/boot/initrd.img-{OLD}"), old_image.to_vec()),
+    ]
+}
+
+#[test]
+fn only_the_stale_image_is_planned_and_no_tool_runs() -> Result<()> {
+    let stale = image(K, INTREE, &module("old"));
+    let current = image(OLD, INTREE, &module("old"));
+    let (_dir, host) = host(&images(&stale, &current), dracut());
+    let plan = InitramfsRegen::plan(options(json!({})), &Context::default(), &host)?;
+    assert_eq!(plan.tool, Tool::Dracut);
+    let verdicts: Vec<(&str, bool, &str)> = plan
+        .kernels
+        .iter()
+        .map(|k| (k.kernel.as_str(), k.rebuild, k.reason.as_str()))
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            (K, true, "the image holds kernel/drivers/scsi/aacraid/aacraid.ko (old), the kernel resolves updates/aacraid.ko (new)"),
+            (OLD, false, "current"),
+        ]
+    );
+    let preview = InitramfsRegen::preview(&plan, &Context::default());
+    assert!(preview.changed);
+    assert_eq!(preview.values["kernels"][0]["modules"][0]["path"], UPDATES);
+    let diff = preview.diff.expect("diff");
+    assert!(diff["before"].as_str().is_some_and(|b| b.contains(INTREE)));
+    assert!(diff["after"].as_str().is_some_and(|a| a.contains(UPDATES)));
+    assert!(
+        host.calls()
+            .iter()
+            .all(|c| c[0] == "modinfo" || c[0] == "df"),
+        "{:?}",
+        host.calls()
+    );
+    Ok(())
+}
+
+#[test]
+fn current_images_need_nothing_unless_forced() -> Result<()> {
+    let current = image(K, UPDATES, &module("new"));
+    let old = image(OLD, INTREE, &module("old"));
+    let (_dir, host) = host(&images(&current, &old), dracut());
+    let plan = InitramfsRegen::plan(options(json!({})), &Context::default(), &host)?;
+    assert!(plan.kernels.iter().all(|k| !k.rebuild));
+    let done = InitramfsRegen::apply(plan, &Context::default(), &host)?;
+    assert!(!done.changed);
+    assert!(
+        host.calls().iter().all(|c| c[0] == "modinfo"),
+        "no tool, no df: {:?}",
+        host.calls()
+    );
+    let forced = InitramfsRegen::plan(
+        options(json!({"force": true, "kernels": [OLD]})),
+        &Context::default(),
+        &host,
+    )?;
+    assert_eq!(
+        forced.kernels[0].reason,
+        "current, rebuilt because force is set"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_missing_image_or_module_is_stale() -> Result<()> {
+    let without = gzip(&cpio(&[(
+        "usr/lib/modules/6.1.0-55-amd64/kernel/x.ko",
+        b"x",
+    )]));
+    let (_dir, host) = host(&[(format!("/boot/initrd.img-{OLD}"), without)], dracut());
+    let plan = InitramfsRegen::plan(options(json!({})), &Context::default(), &host)?;
+    assert_eq!(plan.kernels[0].reason, "no image");
+    assert_eq!(
+        plan.kernels[0].image,
+        PathBuf::from(format!("/boot/initrd.img-{K}"))
+    );
+    assert_eq!(
+        plan.kernels[1].reason,
+        "the image lacks aacraid; the kernel resolves kernel/drivers/scsi/aacraid/aacraid.ko (old)"
+    );
+    Ok(())
+}
+
+#[test]
+fn refusals_before_anything() {
+    let stale = image(K, INTREE, &module("old"));
+    let (_dir, plain) = host(&images(&stale, &stale), dracut());
+    let (_dir2, toolless) = host(&images(&stale, &stale), Script::new());
+    let tiny = Script::new().answer(
+        &["df", "-Pk", "/boot"],
+        0,
+        "Filesystem 1024-blocks Used Available Capacity Mounted on\ntmpfs 100 100 0 100% /boot\n",
+        "",
+    );
+    let (_dir3, full) = host(&images(&stale, &stale), tiny.answer(&["dracut"], 0, "", ""));
+    let cases = [
+        (
+            &plain,
+            json!({"kernels": ["5.10.0-9-amd64"]}),
+            "kernel 5.10.0-9-amd64 is not installed",
+        ),
+        (
+            &plain,
+            json!({"modules": ["megaraid_sas"]}),
+            "kernel 6.1.0-56-amd64 has no module megaraid_sas",
+        ),
+        (
+            &plain,
+            json!({"tool": "initramfs-tools"}),
+            "tool initramfs-tools is not installed (mkinitramfs was not found)",
+        ),
+        (
+            &toolless,
+            json!({}),
+            "no initramfs tool is installed: neither dracut nor mkinitramfs",
+        ),
+        (
+            &full,
+            json!({"kernels": [K]}),
+            "not enough room in /boot: 0.0 MiB free, rebuilding 1 image(s) needs about",
+        ),
+        (
+            &plain,
+            json!({"modules": []}),
+            "modules must name at least one module",
+        ),
+    ];
+    for (host, opts, expected) in cases {
+        let err = InitramfsRegen::plan(options(opts.clone()), &Context::default(), host)
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert!(err.contains(expected), "{opts}: {err:?}");
+        assert!(host
+            .calls()
+            .iter()
+            .all(|c| c[0] == "modinfo" || c[0] == "df"));
+    }
+}
+
+#[test]
+fn a_failing_tool_leaves_the_image_and_reports_its_output() -> Result<()> {
+    let stale = image(K, INTREE, &module("old"));
+    let tmp = format!("/boot/.initrd.img-{K}.initramfs_regen");
+    let script = Script::new().answer(
+        &["dracut", "--force", &tmp, K],
+        1,
+        "",
+        "dracut: installing kernel modules\ndracut: FAILED: no space\n",
+    );
+    let (dir, host) = host(&images(&stale, &stale), script);
+    let plan = InitramfsRegen::plan(options(json!({"kernels": [K]})), &Context::default(), &host)?;
+    let err = InitramfsRegen::apply(plan, &Context::default(), &host).expect_err("fails");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("dracut failed for kernel 6.1.0-56-amd64 (rc 1)"),
+        "{msg}"
+    );
+    assert!(msg.contains("dracut: FAILED: no space"), "{msg}");
+    assert!(msg.contains("no image was changed"), "{msg}");
+    assert!(err
+        .chain()
+        .any(|c| c.downcast_ref::<CommandFailed>().is_some()));
+    assert_eq!(
+        std::fs::read(dir.path().join(format!("boot/initrd.img-{K}")))?,
+        stale
+    );
+    assert!(!dir.path().join(tmp.trim_start_matches('/')).exists());
+    Ok(())
+}
