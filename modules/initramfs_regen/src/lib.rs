@@ -303,7 +303,7 @@ fn plan_kernel(host: &Host, k: &str, o: &Options) -> Result<KernelPlan> {
         let before: Vec<Inside> = o
             .modules
             .iter()
-            .map(|name| match member_for(&scan.files, name) {
+            .map(|name| match member_for(&scan.files, k, name) {
                 Some(m) => Inside {
                     name: name.clone(),
                     path: Some(relative_module_path(&m.path, k)),
@@ -509,7 +509,7 @@ fn check_new_image(host: &Host, plan: &Plan, k: &KernelPlan, tmp: &Path) -> Resu
     })?;
     let mut inside = Vec::new();
     for name in &plan.modules {
-        let member = member_for(&scan.files, name);
+        let member = member_for(&scan.files, &k.kernel, name);
         let found = member.map(|m| {
             (
                 relative_module_path(&m.path, &k.kernel),

@@ -58,8 +58,10 @@ pub fn image_path(host: &Host, kver: &str) -> (PathBuf, bool) {
 
 /// The copies of the modules `names` that the image at `image` holds for
 /// kernel `kver` (under `lib/modules/<kver>/` or `usr/lib/modules/<kver>/`),
-/// with the scan's facts. Images hold one copy of a module (the one their
-/// tool resolved), so the walk stops once every name has one.
+/// and the image's own `modules.dep`, with the scan's facts. The whole image
+/// is read: dracut images may hold a module twice (the in-tree file, pulled
+/// in with its driver folder, and the resolved one), and only the image's
+/// `modules.dep` says which its modprobe loads (see [`member_for`]).
 pub fn module_files(host: &Host, image: &Path, kver: &str, names: &[String]) -> Result<Scan> {
     let wanted: Vec<String> = names.iter().map(|n| kmod::normalize(n)).collect();
     let prefixes = [
@@ -67,13 +69,17 @@ pub fn module_files(host: &Host, image: &Path, kver: &str, names: &[String]) -> 
         format!("usr/lib/modules/{kver}/"),
     ];
     let select = |p: &str| {
-        prefixes.iter().any(|pre| p.starts_with(pre.as_str()))
-            && Path::new(p)
-                .file_name()
-                .and_then(|f| kmod::module_name_of_file(&f.to_string_lossy()))
-                .is_some_and(|m| wanted.contains(&m))
+        prefixes.iter().any(|pre| {
+            p.strip_prefix(pre.as_str()).is_some_and(|rest| {
+                rest == "modules.dep"
+                    || Path::new(rest)
+                        .file_name()
+                        .and_then(|f| kmod::module_name_of_file(&f.to_string_lossy()))
+                        .is_some_and(|m| wanted.contains(&m))
+            })
+        })
     };
-    scan_image(host, image, select, Some(wanted.len()))
+    scan_image(host, image, select, None)
 }
 
 /// A module file's path relative to its kernel's module folder
@@ -92,14 +98,77 @@ pub fn relative_module_path(path: &str, kver: &str) -> String {
     trimmed.to_string()
 }
 
-/// The member of a scan that is module `name`, if the image holds one.
-pub fn member_for<'a>(files: &'a [Member], name: &str) -> Option<&'a Member> {
+/// The copy of module `name` that the image's modprobe would load: the one
+/// the image's `modules.dep` lists, or, for an image without one (or without
+/// an entry), the first copy found. `None` when the image holds no copy.
+pub fn member_for<'a>(files: &'a [Member], kver: &str, name: &str) -> Option<&'a Member> {
     let wanted = kmod::normalize(name);
-    files.iter().find(|m| {
-        Path::new(&m.path)
+    let is_module = |path: &str| {
+        Path::new(path)
             .file_name()
             .and_then(|f| kmod::module_name_of_file(&f.to_string_lossy()))
             .as_deref()
             == Some(wanted.as_str())
-    })
+    };
+    let copies: Vec<&Member> = files
+        .iter()
+        .filter(|m| !m.path.ends_with("/modules.dep") && is_module(&m.path))
+        .collect();
+    let listed = files
+        .iter()
+        .find(|m| m.path.ends_with("/modules.dep"))
+        .and_then(|dep| {
+            String::from_utf8_lossy(&dep.data)
+                .lines()
+                .filter_map(|l| l.split(':').next())
+                .map(|p| relative_module_path(p.trim(), kver))
+                .find(|p| is_module(p))
+        });
+    listed
+        .and_then(|rel| {
+            copies
+                .iter()
+                .copied()
+                .find(|m| relative_module_path(&m.path, kver) == rel)
+        })
+        .or_else(|| copies.first().copied())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(path: &str, data: &[u8]) -> Member {
+        Member {
+            path: path.into(),
+            mode: 0o100644,
+            data: data.to_vec(),
+        }
+    }
+
+    #[test]
+    fn the_image_modules_dep_picks_the_copy() {
+        let k = "6.1.0-56-amd64";
+        let intree = member(
+            "usr/lib/modules/6.1.0-56-amd64/kernel/drivers/scsi/aacraid/aacraid.ko",
+            b"old",
+        );
+        let updates = member("usr/lib/modules/6.1.0-56-amd64/updates/aacraid.ko", b"new");
+        let dep = member(
+            "usr/lib/modules/6.1.0-56-amd64/modules.dep",
+            b"kernel/drivers/scsi/sd_mod.ko:\nupdates/aacraid.ko:\n",
+        );
+        let files = vec![intree.clone(), updates.clone(), dep];
+        assert_eq!(member_for(&files, k, "aacraid"), Some(&updates));
+        assert_eq!(
+            member_for(&files[..2], k, "aacraid"),
+            Some(&intree),
+            "no modules.dep: first copy"
+        );
+        assert_eq!(member_for(&files, k, "megaraid_sas"), None);
+        assert_eq!(
+            relative_module_path("/lib/modules/6.1.0-56-amd64/updates/x.ko", k),
+            "updates/x.ko"
+        );
+    }
 }

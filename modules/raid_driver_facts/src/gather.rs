@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use linux_host::initramfs::{image_path, module_files};
+use linux_host::initramfs::{image_path, member_for, module_files};
 use linux_host::kmod::{self, ModInfo, ModuleFile, Resolution};
 use linux_host::{arcconf, dkms, kernel, loaded, pci, Cmd, Host, ProgramNotFound};
 use serde::Serialize;
@@ -425,8 +425,9 @@ fn image_facts(host: &Host, release: &str, name: &str, resolved: Option<&ModuleF
     };
     image.compression = Some(scan.compression());
     image.early_cpio = Some(scan.segments.len() > 1);
-    image.contains_module = Some(!scan.files.is_empty());
-    match scan.files.into_iter().next() {
+    let file = member_for(&scan.files, release, name).cloned();
+    image.contains_module = Some(file.is_some());
+    match file {
         Some(file) => {
             let sha256 = kmod::sha256_hex(&file.data);
             image.matches_resolved = resolved.map(|r| r.sha256.as_deref() == Some(sha256.as_str()));

@@ -1,0 +1,200 @@
+"""initramfs_regen with real dracut and initramfs-tools in both lab
+variants (no Python), after kmod_update installed the fixture driver that
+aacraid_build built; the new images are read back with the tools' own
+listers and booted under QEMU (tests/bootcheck/boot-check.py).
+
+The module-scoped container may mount a tmpfs on /boot (SYS_ADMIN, no
+AppArmor profile) for the too-small-/boot fault. Every call of the real
+tool goes through a logging wrapper first on PATH, so "no tool started"
+is checked against that log."""
+
+import subprocess
+
+import pytest
+
+from conftest import MODULE_VERSION, REPO, VARIANTS, Lab, inventory, run_ansible, task_results
+
+UPSTREAM = "1.2.1[50983]-custom"
+REAL = {"dracut": "/usr/bin/dracut", "initramfs-tools": "/usr/sbin/mkinitramfs"}
+PROGRAM = {"dracut": "dracut", "initramfs-tools": "mkinitramfs"}
+LOG = "/root/tool-calls.log"
+# Drops aacraid from the image the real tool makes (for the fault test).
+DROP = {
+    "dracut": 'exec /usr/bin/dracut --omit-drivers aacraid "$@"',
+    "initramfs-tools": (
+        "rm -rf /tmp/dropconf && cp -a /etc/initramfs-tools /tmp/dropconf && mkdir -p /tmp/dropconf/hooks\n"
+        "printf '#!/bin/sh\\n[ \"$1\" = prereqs ] && exit 0\\nfind \"$DESTDIR\" -name \"aacraid.ko*\" -delete\\n'"
+        " > /tmp/dropconf/hooks/zz-drop-aacraid && chmod 755 /tmp/dropconf/hooks/zz-drop-aacraid\n"
+        'exec /usr/sbin/mkinitramfs -d /tmp/dropconf "$@"'
+    ),
+}
+
+
+def set_wrapper(lab, body):
+    program = PROGRAM[lab.variant]
+    lab.sh(
+        f"cat > /usr/local/sbin/{program} <<'EOF'\n#!/bin/sh\necho \"{program} $*\" >> {LOG}\n{body}\nEOF\n"
+        f"chmod 755 /usr/local/sbin/{program}"
+    )
+
+
+def logging_wrapper(lab):
+    set_wrapper(lab, f'exec {REAL[lab.variant]} "$@"')
+
+
+@pytest.fixture(scope="module", params=VARIANTS)
+def lab(request, artifacts):
+    container = Lab(request.param, "--cap-add", "SYS_ADMIN", "--security-opt", "apparmor=unconfined")
+    for kernel, path in artifacts.items():
+        container.put(path, f"/root/{kernel}.tgz")
+    logging_wrapper(container)
+    yield container
+    container.remove()
+
+
+def images(lab):
+    """Image → sha256, plus anything else left in /boot."""
+    return lab.sh("cd /boot && ls -A && sha256sum initrd.img-*")
+
+
+def calls(lab):
+    return lab.sh(f"cat {LOG} 2>/dev/null || true")
+
+
+def regen(lab, **options):
+    return lab.module("initramfs_regen", **options)
+
+
+def image_member_sha(lab, kernel, relative):
+    """The module's bytes inside the image, as the variant's own tools see them."""
+    image = f"/boot/initrd.img-{kernel}"
+    member = f"usr/lib/modules/{kernel}/{relative}"
+    if lab.variant == "dracut":
+        assert member in lab.sh(f"lsinitrd {image}")
+        return lab.sh(f"lsinitrd -f {member} {image} | sha256sum").split()[0]
+    lab.sh(f"rm -rf /tmp/unpacked && unmkinitramfs {image} /tmp/unpacked")
+    found = lab.sh(f"cd /tmp/unpacked && find . -path '*/{member}'").split()
+    assert len(found) == 1, found
+    return lab.sh(f"sha256sum /tmp/unpacked/{found[0]} && rm -rf /tmp/unpacked").split()[0]
+
+
+def test_only_the_stale_image_is_rebuilt_and_checked(lab):
+    new, old = lab.kernels
+    assert lab.module("kmod_update", src=f"/root/{new}.tgz")["changed"] is True
+    pristine = images(lab)
+
+    preview = regen(lab, check_mode=True, diff=True)
+    assert preview["changed"] is True
+    verdict = {k["kernel"]: (k["rebuilt"], k["reason"]) for k in preview["kernels"]}
+    assert verdict[new] == (
+        True,
+        f"the image holds kernel/drivers/scsi/aacraid/aacraid.ko ({UPSTREAM}), "
+        f"the kernel resolves updates/aacraid.ko ({MODULE_VERSION})",
+    )
+    assert verdict[old] == (False, "current")
+    assert "updates/aacraid.ko" in preview["diff"]["after"] and MODULE_VERSION in preview["diff"]["after"]
+    assert images(lab) == pristine and calls(lab) == "", "check mode changed something or ran the tool"
+
+    done = regen(lab)
+    assert done["changed"] is True, done
+    by_kernel = {k["kernel"]: k for k in done["kernels"]}
+    assert by_kernel[new]["rebuilt"] is True and by_kernel[old]["rebuilt"] is False
+    inside = by_kernel[new]["modules"][0]
+    assert (inside["path"], inside["version"]) == ("updates/aacraid.ko", MODULE_VERSION)
+    on_disk = lab.sh(f"sha256sum < /lib/modules/{new}/updates/aacraid.ko").split()[0]
+    assert inside["sha256"] == on_disk == image_member_sha(lab, new, "updates/aacraid.ko")
+    assert calls(lab).splitlines() == [f"{PROGRAM[lab.variant]} {tool_args(lab, new)}"]
+    after = images(lab)
+    changed = [line for line in after.splitlines() if line not in pristine.splitlines()]
+    assert len(changed) == 1 and changed[0].endswith(f"initrd.img-{new}"), changed
+    assert lab.sh(f"stat -c %a /boot/initrd.img-{new}") == lab.sh(f"stat -c %a /boot/initrd.img-{old}")
+
+    again = regen(lab)
+    assert again["changed"] is False and not any(k["rebuilt"] for k in again["kernels"])
+    assert len(calls(lab).splitlines()) == 1, "the second run started no tool"
+    assert images(lab) == after
+
+
+def tool_args(lab, kernel):
+    tmp = f"/boot/.initrd.img-{kernel}.initramfs_regen"
+    return f"--force {tmp} {kernel}" if lab.variant == "dracut" else f"-o {tmp} {kernel}"
+
+
+def boot(lab, kernel):
+    out = subprocess.run(
+        [str(REPO / "tests/bootcheck/boot-check.py"), "--container", lab.name, "--kernel", kernel],
+        capture_output=True, text=True, timeout=400,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_the_kernel_boots_the_new_driver_from_the_new_image(lab):
+    new, old = lab.kernels
+    assert boot(lab, new) == MODULE_VERSION
+    assert boot(lab, old) == UPSTREAM, "the image that was not rebuilt still brings the in-tree driver"
+
+
+def test_faults_leave_every_image_intact(lab):
+    new, old = lab.kernels
+    assert lab.module("kmod_update", src=f"/root/{old}.tgz")["changed"] is True
+    program = PROGRAM[lab.variant]
+
+    def refused(message, **options):
+        before = images(lab)
+        result = regen(lab, **options)
+        assert result["failed"] is True, result
+        assert message in result["msg"], result["msg"]
+        assert images(lab) == before
+        return result
+
+    refused("kernel 5.10.0-9-amd64 is not installed", kernels=["5.10.0-9-amd64"])
+
+    set_wrapper(lab, "echo 'simulated failure: no space left on device' >&2\nexit 3")
+    failed = refused(f"{program} failed for kernel {old} (rc 3)")
+    assert "simulated failure: no space left on device" in failed["msg"] and failed["rc"] == 3
+
+    set_wrapper(lab, DROP[lab.variant])
+    dropped = refused(f"the new image {program} made for kernel {old} lacks updates/aacraid.ko ({MODULE_VERSION})")
+    assert f"/boot/initrd.img-{old} is untouched" in dropped["msg"]
+
+    logging_wrapper(lab)
+    lab.sh(f"mv {REAL[lab.variant]} {REAL[lab.variant]}.away && mv /usr/local/sbin/{program} /root/wrapper")
+    try:
+        refused("no initramfs tool is installed: neither dracut nor mkinitramfs")
+    finally:
+        lab.sh(f"mv {REAL[lab.variant]}.away {REAL[lab.variant]} && mv /root/wrapper /usr/local/sbin/{program}")
+
+    # A /boot with room for what is there and 1 MiB more.
+    used_kib = int(lab.sh("du -sk /boot").split()[0])
+    lab.sh(f"mkdir -p /boot.orig && cp -a /boot/. /boot.orig/ && "
+           f"mount -t tmpfs -o size={used_kib + 1024}k tmpfs /boot && cp -a /boot.orig/. /boot/")
+    try:
+        refused("not enough room in /boot: ")
+    finally:
+        lab.sh("umount /boot && rm -rf /boot.orig")
+    assert not lab.sh("ls -A /boot | grep initramfs_regen || true")
+
+
+@pytest.mark.parametrize("version", ["core-2.16", "core-latest"])
+def test_through_ansible(lab, version, tmp_path):
+    """After the faults, the older kernel's image is still stale: 2.16 sees
+    that in check mode, the newest release rebuilds it, then finds nothing to do."""
+    old = lab.kernels[1]
+    inv = inventory(tmp_path, lab)
+    playbook = tmp_path / "regen.yml"
+    playbook.write_text(
+        "- name: Regenerate\n  hosts: lab\n  gather_facts: false\n  tasks:\n"
+        "    - name: Rebuild the images that lack the current driver\n      initramfs_regen:\n"
+        "        backup: true\n"
+    )
+    check = ["--check"] if version == "core-2.16" else []
+    out, _ = run_ansible(version, "ansible-playbook", "-i", inv, "--diff", *check, playbook)
+    assert out["stats"]["lab"]["changed"] == 1
+    result = task_results(out)["lab"]
+    assert [k["rebuilt"] for k in result["kernels"]] == [False, True]
+    if version == "core-latest":
+        assert result["kernels"][1]["backup_file"] == f"/boot/initrd.img-{old}.bak"
+        out, _ = run_ansible(version, "ansible-playbook", "-i", inv, playbook)
+        assert out["stats"]["lab"]["changed"] == 0
+        assert boot(lab, old) == MODULE_VERSION
