@@ -40,6 +40,7 @@ test: lint unit system
 bench: build lab-image
 	$(VENV)/bin/python tests/bench/facts_vs_command.py
 	$(VENV)/bin/python tests/bench/build_idempotence.py
+	$(VENV)/bin/python tests/bench/regen_vs_regenerate_all.py
 
 clean:
 	rm -rf library target
