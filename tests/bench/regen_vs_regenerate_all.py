@@ -17,22 +17,11 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from incontainer import sh, timed
+
 REPO = Path(__file__).resolve().parents[2]
 VERSION = "1.2.1.41024"
 MODULES = ("aacraid_build", "kmod_update", "initramfs_regen")
-
-
-def sh(container, script):
-    return subprocess.run(["docker", "exec", container, "sh", "-c", script],
-                          check=True, capture_output=True, text=True).stdout
-
-
-def timed(container, command):
-    """Seconds `command` takes inside the container, and its output."""
-    out = sh(container, f"s=$(date +%s%N); {{ {command}; }} > /tmp/out 2>&1; e=$(date +%s%N); "
-                        f"echo $(( (e - s) / 1000000 )); cat /tmp/out")
-    ms, _, rest = out.partition("\n")
-    return int(ms) / 1000, rest
 
 
 def module(container, name, **args):

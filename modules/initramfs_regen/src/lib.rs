@@ -153,14 +153,9 @@ impl Module for InitramfsRegen {
         }
         let kernels = select_kernels(host, &o.kernels)?;
         let tool = choose_tool(host, o.tool)?;
-        let mut sorted = kernels.clone();
-        sorted.sort();
         // Hold the module trees (kmod_update writes there) and /boot while
         // deciding and rebuilding.
-        let mut locks = sorted
-            .iter()
-            .map(|k| host.lock_dir(&kernel::modules_dir(k)))
-            .collect::<Result<Vec<_>>>()?;
+        let mut locks = kernel::lock_trees(host, &kernels)?;
         locks.push(host.lock_dir(Path::new("/boot"))?);
         let mut plans = Vec::new();
         for k in &kernels {

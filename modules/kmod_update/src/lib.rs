@@ -184,14 +184,9 @@ impl Module for KmodUpdate {
             }
         }
         let kernels = select_kernels(host, &o, source.as_ref())?;
-        let mut sorted = kernels.clone();
-        sorted.sort();
         // Two runs on one host must not interleave: each holds its kernels'
         // module folders from planning to the end of the run.
-        let locks = sorted
-            .iter()
-            .map(|k| host.lock_dir(&kernel::modules_dir(k)))
-            .collect::<Result<Vec<_>>>()?;
+        let locks = kernel::lock_trees(host, &kernels)?;
         let config = depmod::Config::read(host);
         let mut warnings = Vec::new();
         let mut plans = Vec::new();

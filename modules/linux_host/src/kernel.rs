@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::host::{Host, Kind};
+use crate::host::{DirLock, Host, Kind};
 
 /// Where every kernel keeps its modules.
 pub const MODULES_ROOT: &str = "/lib/modules";
@@ -14,6 +14,19 @@ pub const MODULES_ROOT: &str = "/lib/modules";
 /// `/lib/modules/<kver>`.
 pub fn modules_dir(kver: &str) -> PathBuf {
     Path::new(MODULES_ROOT).join(kver)
+}
+
+/// Locks the module folders of `kernels` (see [`Host::lock_dir`]), always in
+/// name order so that runs of different modules cannot deadlock; a module
+/// that also locks `/boot` takes it after these.
+pub fn lock_trees(host: &Host, kernels: &[String]) -> Result<Vec<DirLock>> {
+    let mut sorted: Vec<&String> = kernels.iter().collect();
+    sorted.sort();
+    sorted.dedup();
+    sorted
+        .into_iter()
+        .map(|k| host.lock_dir(&modules_dir(k)))
+        .collect()
 }
 
 /// Refuses a kernel release that could not be a directory name under
