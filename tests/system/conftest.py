@@ -45,17 +45,18 @@ class Lab:
         """Copies a file of this machine into the container."""
         docker("cp", str(source), f"{self.name}:{dest}")
 
-    def module(self, name, check_mode=False, diff=False, **options):
+    def module(self, binary, /, check_mode=False, diff=False, **options):
         """Runs one of our module binaries (from library/) in the container
         the way Ansible does: an args file in, one JSON object out; checks
-        that the exit code agrees with `failed`."""
-        if name not in self.copied:
-            self.put(REPO / "library" / name, f"/usr/local/bin/{name}")
-            self.copied.add(name)
+        that the exit code agrees with `failed`. (`binary` is positional
+        only: `name` is an option of our modules.)"""
+        if binary not in self.copied:
+            self.put(REPO / "library" / binary, f"/usr/local/bin/{binary}")
+            self.copied.add(binary)
         args = json.dumps({**options, "_ansible_check_mode": check_mode, "_ansible_diff": diff})
         args_file = f"/tmp/args-{uuid.uuid4().hex[:8]}.json"
         self.sh(f"cat > {args_file} <<'EOF'\n{args}\nEOF")
-        out = docker("exec", self.name, f"/usr/local/bin/{name}", args_file, check=False)
+        out = docker("exec", self.name, f"/usr/local/bin/{binary}", args_file, check=False)
         self.sh(f"rm -f {args_file}")
         result = json.loads(out.stdout)
         assert (out.returncode == 1) == result.get("failed", False), out
