@@ -34,6 +34,9 @@ pub struct Planned {
     pub write: bool,
     /// Why, or why not.
     pub reason: &'static str,
+    /// SHA-256 of its content, when known before the build (the module
+    /// is not rebuilt by this run).
+    pub sha256: Option<String>,
 }
 
 /// What was written (or found current).
@@ -87,20 +90,22 @@ impl Build<'_> {
     /// about to be built its content is not known yet, so it will be.
     pub fn plan(&self, host: &Host, dir: &Path, will_build: bool) -> Result<Planned> {
         let target = self.path(dir);
-        let (write, reason) = if will_build {
-            (true, "the module is built by this run")
+        let (write, reason, sha256) = if will_build {
+            (true, "the module is built by this run", None)
         } else {
             let fresh = self.contents(host)?;
+            let sha256 = Some(kmod::sha256_hex(&fresh));
             match host.read(&target) {
-                Ok(existing) if existing == fresh => (false, "current"),
-                Ok(_) => (true, "content differs"),
-                Err(_) => (true, "missing"),
+                Ok(existing) if existing == fresh => (false, "current", sha256),
+                Ok(_) => (true, "content differs", sha256),
+                Err(_) => (true, "missing", sha256),
             }
         };
         Ok(Planned {
             path: target,
             write,
             reason,
+            sha256,
         })
     }
 

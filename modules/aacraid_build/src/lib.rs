@@ -61,6 +61,17 @@ pub struct Options {
     /// Pass `--force` to `dkms install` (install over a newer in-tree module).
     #[serde(default)]
     pub force: bool,
+    /// `false`: `src` is on the controller; the action plugin uploads it
+    /// and sets this back to `true`.
+    #[serde(default = "yes")]
+    pub remote_src: bool,
+    /// Controller folder the action plugin copies the artifacts into.
+    #[serde(default)]
+    pub fetch_dir: Option<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_kernels() -> Vec<String> {
@@ -122,6 +133,9 @@ impl Module for AacraidBuild {
     type Plan = Plan;
 
     fn plan(options: Options, _ctx: &Context, host: &Host) -> Result<Plan> {
+        if !options.remote_src || options.fetch_dir.is_some() {
+            bail!("{}", ansible_protocol::NEEDS_ACTION_PLUGIN);
+        }
         for k in &options.kernels {
             if k != "running" && k != "all" {
                 kernel::validate_release(k)?;

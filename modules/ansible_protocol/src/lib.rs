@@ -60,6 +60,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+/// The failure of a module binary run without its controller-side action
+/// plugin (`plugins/action/`) for an option only that plugin can carry out
+/// (moving files between the controller and the host).
+pub const NEEDS_ACTION_PLUGIN: &str = "remote_src: false and fetch_dir move files between the controller and the \
+     host: they are carried out by this module's action plugin (plugins/action/ in this repository, found through \
+     ansible.cfg's action_plugins), which was not used for this run";
+
 /// What the controller told us about the task, beside the options.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Context {

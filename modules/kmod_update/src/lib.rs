@@ -70,6 +70,14 @@ pub struct Options {
     /// The `MODULE_VERSION` the source must have.
     #[serde(default)]
     pub expected_version: Option<String>,
+    /// `false`: `src` is on the controller; the action plugin uploads it
+    /// and sets this back to `true`.
+    #[serde(default = "yes")]
+    pub remote_src: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_name() -> String {
@@ -159,6 +167,9 @@ impl Module for KmodUpdate {
     type Plan = Plan;
 
     fn plan(o: Options, _ctx: &Context, host: &Host) -> Result<Plan> {
+        if !o.remote_src {
+            bail!("{}", ansible_protocol::NEEDS_ACTION_PLUGIN);
+        }
         kmod::validate_name(&o.name)?;
         let dest = validate_dest(&o.dest)?;
         for k in o.kernels.iter().filter(|k| *k != "running") {

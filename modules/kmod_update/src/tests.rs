@@ -182,6 +182,10 @@ fn refuses_bad_sources_before_anything() {
         (json!({"src": "/root/good.ko", "dest": "../../etc"}), "dest must be a relative folder"),
         (json!({"src": "/root/good.ko", "dest": "kernel/drivers"}), "inside the kernel package's own files"),
         (json!({}), "src is required when state is present"),
+        (
+            json!({"src": "/root/good.ko", "remote_src": false}),
+            "carried out by this module's action plugin",
+        ),
     ];
     for (opts, expected) in cases {
         let msg = plan_error(&host, opts.clone());
