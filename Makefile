@@ -5,7 +5,7 @@ TARGET := x86_64-unknown-linux-musl
 MODULES := $(patsubst modules/%/,%,$(dir $(wildcard modules/*/*.yml)))
 VENV := .venv/core-latest
 
-.PHONY: setup build lint unit lab-image system test bench clean
+.PHONY: setup build lint unit lab-image system molecule test bench clean
 
 setup:
 	tests/setup.sh
@@ -24,7 +24,7 @@ build: setup
 lint: build
 	cargo fmt --all -- --check
 	cargo clippy --locked --workspace --all-targets -- -D warnings
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ansible-lint --profile production playbooks/
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ansible-lint --profile production playbooks/ roles/ molecule/
 
 unit: setup
 	INSTA_UPDATE=no cargo test --locked --workspace
@@ -35,7 +35,15 @@ lab-image: setup
 system: build lab-image
 	$(VENV)/bin/pytest -v tests/system
 
-test: lint unit system
+# The fixture vendor package the Molecule scenarios and the lab build from.
+VENDOR_PACKAGE := tests/fixtures/out/aacraid-dkms-1.2.1.41024.tgz
+$(VENDOR_PACKAGE):
+	tests/fixtures/make-vendor-package.sh --version 1.2.1.41024 tests/fixtures/out
+
+molecule: build lab-image $(VENDOR_PACKAGE)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" molecule test -s default
+
+test: lint unit system molecule
 
 bench: build lab-image
 	$(VENV)/bin/python tests/bench/facts_vs_command.py
