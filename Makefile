@@ -42,6 +42,7 @@ $(VENDOR_PACKAGE):
 
 molecule: build lab-image $(VENDOR_PACKAGE)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" molecule test -s default
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" molecule test -s fleet
 
 test: lint unit system molecule
 
