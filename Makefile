@@ -5,7 +5,7 @@ TARGET := x86_64-unknown-linux-musl
 MODULES := $(patsubst modules/%/,%,$(dir $(wildcard modules/*/*.yml)))
 VENV := .venv/core-latest
 
-.PHONY: setup build lint unit lab-image system molecule test bench clean
+.PHONY: setup build lint unit lab-image system molecule lab lab-clean test bench clean
 
 setup:
 	tests/setup.sh
@@ -43,6 +43,14 @@ $(VENDOR_PACKAGE):
 molecule: build lab-image $(VENDOR_PACKAGE)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" molecule test -s default
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" molecule test -s fleet
+
+# The README's first command: a build host and three servers as containers, the rollout,
+# a QEMU boot of one server's new image, the facts table. `make lab-clean` removes it.
+lab: build lab-image $(VENDOR_PACKAGE)
+	tests/lab/run-lab.sh
+
+lab-clean:
+	tests/lab/run-lab.sh --clean
 
 test: lint unit system molecule
 
