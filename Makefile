@@ -58,6 +58,8 @@ bench: build lab-image
 	$(VENV)/bin/python tests/bench/facts_vs_command.py
 	$(VENV)/bin/python tests/bench/build_idempotence.py
 	$(VENV)/bin/python tests/bench/regen_vs_regenerate_all.py
+	tests/lab/build-image.sh --python all
+	$(VENV)/bin/python tests/bench/rollout_vs_notes.py
 
 clean:
 	rm -rf library target
