@@ -63,15 +63,11 @@ pub struct Options {
     pub force: bool,
     /// `false`: `src` is on the controller; the action plugin uploads it
     /// and sets this back to `true`.
-    #[serde(default = "yes")]
+    #[serde(default = "ansible_protocol::options::default_true")]
     pub remote_src: bool,
     /// Controller folder the action plugin copies the artifacts into.
     #[serde(default)]
     pub fetch_dir: Option<String>,
-}
-
-fn yes() -> bool {
-    true
 }
 
 fn default_kernels() -> Vec<String> {

@@ -360,6 +360,12 @@ impl<'de> de::Deserializer<'de> for &mut Probe {
     }
 }
 
+/// Serde default for boolean options that default to true
+/// (`#[serde(default = "ansible_protocol::options::default_true")]`).
+pub fn default_true() -> bool {
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -223,22 +223,11 @@ impl Module for InitramfsRegen {
 
 fn select_kernels(host: &Host, wanted: &[String]) -> Result<Vec<String>> {
     let installed = kernel::installed(host)?;
-    let mut out: Vec<String> = Vec::new();
-    for w in wanted {
-        let list = match w.as_str() {
-            "all" => installed.clone(),
-            "running" => vec![kernel::running(host)?],
-            k => vec![k.to_string()],
-        };
-        for k in list {
-            if !installed.contains(&k) {
-                bail!("kernel {k} is not installed (no module tree /lib/modules/{k} with modules.order)");
-            }
-            if !out.contains(&k) {
-                out.push(k);
-            }
-        }
-    }
+    let expanded = wanted.iter().flat_map(|w| match w.as_str() {
+        "all" => installed.clone(),
+        other => vec![other.to_string()],
+    });
+    let out = kernel::select(host, expanded, &installed)?;
     if out.is_empty() {
         bail!("no kernel selected: kernels is empty or no kernel is installed");
     }

@@ -72,12 +72,8 @@ pub struct Options {
     pub expected_version: Option<String>,
     /// `false`: `src` is on the controller; the action plugin uploads it
     /// and sets this back to `true`.
-    #[serde(default = "yes")]
+    #[serde(default = "ansible_protocol::options::default_true")]
     pub remote_src: bool,
-}
-
-fn yes() -> bool {
-    true
 }
 
 fn default_name() -> String {
@@ -198,7 +194,11 @@ impl Module for KmodUpdate {
         // Two runs on one host must not interleave: each holds its kernels'
         // module folders from planning to the end of the run.
         let locks = kernel::lock_trees(host, &kernels)?;
-        let config = depmod::Config::read(host);
+        // Only a removal predicts which copy wins afterwards.
+        let config = match source {
+            None => depmod::Config::read(host),
+            Some(_) => depmod::Config::default(),
+        };
         let mut warnings = Vec::new();
         let mut plans = Vec::new();
         for k in &kernels {
@@ -328,23 +328,7 @@ fn select_kernels(host: &Host, o: &Options, source: Option<&Source>) -> Result<V
                 .collect()
         }
     };
-    let mut out: Vec<String> = Vec::new();
-    for w in wanted {
-        let k = if w == "running" {
-            kernel::running(host)?
-        } else {
-            w
-        };
-        if !installed.contains(&k) {
-            bail!(
-                "kernel {k} is not installed (no module tree /lib/modules/{k} with modules.order)"
-            );
-        }
-        if !out.contains(&k) {
-            out.push(k);
-        }
-    }
-    Ok(out)
+    kernel::select(host, wanted, &installed)
 }
 
 /// What `kver` resolves `name` to now (`modinfo -k`, or `modules.dep`

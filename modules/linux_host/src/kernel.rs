@@ -16,6 +16,29 @@ pub fn modules_dir(kver: &str) -> PathBuf {
     Path::new(MODULES_ROOT).join(kver)
 }
 
+/// Turns the kernels a task names (releases, or `running`) into installed
+/// releases, in order and without repeats; a release that `installed`
+/// lacks fails, naming what is missing.
+pub fn select(
+    host: &Host,
+    wanted: impl IntoIterator<Item = String>,
+    installed: &[String],
+) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for w in wanted {
+        let k = if w == "running" { running(host)? } else { w };
+        if !installed.contains(&k) {
+            bail!(
+                "kernel {k} is not installed (no module tree /lib/modules/{k} with modules.order)"
+            );
+        }
+        if !out.contains(&k) {
+            out.push(k);
+        }
+    }
+    Ok(out)
+}
+
 /// Locks the module folders of `kernels` (see [`Host::lock_dir`]), always in
 /// name order so that runs of different modules cannot deadlock; a module
 /// that also locks `/boot` takes it after these.
