@@ -1,17 +1,7 @@
-//! The artifact `aacraid_build` writes and `kmod_update` installs: one
-//! reproducible `.tar.gz` per kernel, named `<name>-<version>-<kernel>.tgz`,
-//! holding, in this order,
-//!
-//! - `manifest.json`:
-//!   ```json
-//!   {"format": 1, "name": "aacraid", "version": "1.2.1.41024",
-//!    "kernel": "6.1.0-56-amd64", "arch": "x86_64",
-//!    "files": [{"file": "aacraid.ko", "module": "aacraid", "size": 337000,
-//!               "sha256": "…", "version": "1.2-1.41024dkms",
-//!               "srcversion": "…", "vermagic": "6.1.0-56-amd64 SMP …"}]}
-//!   ```
-//! - each built module file, as DKMS built it (`aacraid.ko`, or
-//!   `aacraid.ko.xz` where DKMS compresses), at the top level.
+//! The artifacts `aacraid_build` writes for `kmod_update`: one reproducible
+//! `.tar.gz` per kernel, named by `formats::manifest::file_name`, holding
+//! the manifest (`formats::manifest`, which documents the format) and then
+//! each module file as DKMS built it, at the top level.
 //!
 //! Entries are owned by 0:0 with mtime 0, so the same build always gives
 //! the same bytes: an artifact is rewritten only when its content changes.
@@ -19,11 +9,12 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use linux_host::archive;
-use linux_host::kmod::{self, ModInfo};
+use formats::archive;
+use formats::dkms::{built_modules_dir, ARCH};
+use formats::manifest::{self, Manifest, FORMAT};
+use formats::modinfo::{module_name_of_file, normalize, sha256_hex, ModInfo};
 use linux_host::Host;
 use serde::Serialize;
-use serde_json::json;
 
 /// What the plan says about one kernel's artifact.
 #[derive(Clone, Debug, Serialize)]
@@ -74,16 +65,10 @@ pub struct Built {
     pub info: ModInfo,
 }
 
-/// DKMS keeps builds per architecture; ours is the one this binary runs on.
-const ARCH: &str = std::env::consts::ARCH;
-
 impl Build<'_> {
     /// `<dir>/<name>-<version>-<kernel>.tgz`.
     pub fn path(&self, dir: &Path) -> PathBuf {
-        dir.join(format!(
-            "{}-{}-{}.tgz",
-            self.name, self.version, self.kernel
-        ))
+        dir.join(manifest::file_name(self.name, self.version, self.kernel))
     }
 
     /// Decides whether the artifact must be written. When the module is
@@ -94,7 +79,7 @@ impl Build<'_> {
             (true, "the module is built by this run", None)
         } else {
             let fresh = self.contents(host)?;
-            let sha256 = Some(kmod::sha256_hex(&fresh));
+            let sha256 = Some(sha256_hex(&fresh));
             match host.read(&target) {
                 Ok(existing) if existing == fresh => (false, "current", sha256),
                 Ok(_) => (true, "content differs", sha256),
@@ -119,7 +104,7 @@ impl Build<'_> {
             host.write_atomic(&target, &fresh, 0o644)?;
         }
         Ok(Written {
-            sha256: kmod::sha256_hex(&fresh),
+            sha256: sha256_hex(&fresh),
             path: target,
             written,
         })
@@ -133,9 +118,7 @@ impl Build<'_> {
             kernel,
             ..
         } = self;
-        let dir = PathBuf::from(format!(
-            "/var/lib/dkms/{name}/{version}/{kernel}/{ARCH}/module"
-        ));
+        let dir = built_modules_dir(name, version, kernel);
         let listing = host.read_dir(&dir).with_context(|| {
             format!(
                 "no DKMS build of {name} {version} for kernel {kernel} in {}",
@@ -146,9 +129,7 @@ impl Build<'_> {
         for module in self.modules {
             let entry = listing
                 .iter()
-                .find(|e| {
-                    kmod::module_name_of_file(&e.name).as_deref() == Some(&kmod::normalize(module))
-                })
+                .find(|e| module_name_of_file(&e.name).as_deref() == Some(&normalize(module)))
                 .with_context(|| {
                     format!(
                         "DKMS built no {module} module for kernel {kernel} in {}",
@@ -171,24 +152,27 @@ impl Build<'_> {
     /// The artifact's bytes, from the modules DKMS built.
     fn contents(&self, host: &Host) -> Result<Vec<u8>> {
         let files = self.built(host)?;
-        let manifest = json!({
-            "format": 1,
-            "name": self.name,
-            "version": self.version,
-            "kernel": self.kernel,
-            "arch": ARCH,
-            "files": files.iter().map(|b| json!({
-                "file": b.file,
-                "module": b.module,
-                "size": b.data.len(),
-                "sha256": kmod::sha256_hex(&b.data),
-                "version": b.info.version,
-                "srcversion": b.info.srcversion,
-                "vermagic": b.info.vermagic,
-            })).collect::<Vec<_>>(),
-        });
-        let manifest = serde_json::to_vec_pretty(&manifest)?;
-        let mut entries: Vec<(&str, u32, &[u8])> = vec![("manifest.json", 0o644, &manifest)];
+        let manifest = Manifest {
+            format: FORMAT,
+            name: self.name.to_string(),
+            version: self.version.to_string(),
+            kernel: self.kernel.to_string(),
+            arch: ARCH.to_string(),
+            files: files
+                .iter()
+                .map(|b| manifest::File {
+                    file: b.file.clone(),
+                    module: b.module.clone(),
+                    size: b.data.len() as u64,
+                    sha256: sha256_hex(&b.data),
+                    version: b.info.version.clone(),
+                    srcversion: b.info.srcversion.clone(),
+                    vermagic: b.info.vermagic.clone(),
+                })
+                .collect(),
+        }
+        .to_bytes()?;
+        let mut entries: Vec<(&str, u32, &[u8])> = vec![(manifest::MEMBER, 0o644, &manifest)];
         for b in &files {
             entries.push((&b.file, 0o644, &b.data));
         }

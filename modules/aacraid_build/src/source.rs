@@ -4,13 +4,15 @@
 //! DKMS source tree (a folder with `dkms.conf`), or a tree already in
 //! `/usr/src/<name>-<version>`. Archives are read and checked in memory.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use linux_host::archive::{self, Links};
-use linux_host::cpio::Member;
-use linux_host::dkms::{self, Conf};
-use linux_host::{rpm, Host};
+use formats::archive::{self, Links};
+use formats::cpio::Member;
+use formats::dkms::{self, Conf};
+use formats::modinfo::validate_name;
+use formats::rpm;
+use linux_host::Host;
 
 /// The source, read and checked.
 pub struct Source {
@@ -39,11 +41,6 @@ pub enum Install {
     },
     /// Write these files (paths relative to `/usr/src/<name>-<version>`).
     Files(Vec<Member>),
-}
-
-/// `/usr/src/<name>-<version>`.
-pub fn src_dir(name: &str, version: &str) -> PathBuf {
-    PathBuf::from(format!("/usr/src/{name}-{version}"))
 }
 
 /// Reads the source at `path`. `rpm_db` says whether rpms are installed
@@ -124,7 +121,7 @@ fn from_rpm(host: &Host, bytes: Vec<u8>, file_name: String, rpm_db: bool) -> Res
         .to_string();
     let conf = dkms::parse_conf(&String::from_utf8_lossy(&conf_member.data));
     let (name, version, modules) = identity(&conf, &format!("/{tree}/dkms.conf"))?;
-    let install = if host.exists(&src_dir(&name, &version).join("dkms.conf")) {
+    let install = if host.exists(&dkms::source_dir(&name, &version).join("dkms.conf")) {
         Install::Present
     } else if rpm_db {
         Install::Rpm {
@@ -160,7 +157,7 @@ fn from_tree(host: &Host, dir: &Path) -> Result<Source> {
         .with_context(|| format!("{} is a folder without a readable dkms.conf", dir.display()))?;
     let conf = dkms::parse_conf(&text);
     let (name, version, modules) = identity(&conf, &conf_path.display().to_string())?;
-    let target = src_dir(&name, &version);
+    let target = dkms::source_dir(&name, &version);
     let install = if dir == target || host.exists(&target.join("dkms.conf")) {
         Install::Present
     } else {
@@ -204,7 +201,7 @@ fn identity(conf: &Conf, shown: &str) -> Result<(String, String, Vec<String>)> {
         .package_version
         .clone()
         .with_context(|| format!("{shown} sets no PACKAGE_VERSION"))?;
-    linux_host::kmod::validate_name(&name).with_context(|| format!("PACKAGE_NAME in {shown}"))?;
+    validate_name(&name).with_context(|| format!("PACKAGE_NAME in {shown}"))?;
     if version.is_empty()
         || !version
             .chars()
@@ -218,8 +215,7 @@ fn identity(conf: &Conf, shown: &str) -> Result<(String, String, Vec<String>)> {
         conf.built_modules.clone()
     };
     for m in &modules {
-        linux_host::kmod::validate_name(m)
-            .with_context(|| format!("BUILT_MODULE_NAME in {shown}"))?;
+        validate_name(m).with_context(|| format!("BUILT_MODULE_NAME in {shown}"))?;
     }
     Ok((name, version, modules))
 }

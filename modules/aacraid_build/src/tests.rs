@@ -2,31 +2,16 @@
 //! DKMS in the lab containers.
 
 use super::*;
+use ansible_protocol::testing::options;
+use formats::dkms::State as Dkms;
+use linux_host::testing::root_with;
 use linux_host::Script;
+use serde_json::{json, Value};
 
-#[test]
-fn sidecar_documents_exactly_the_options() {
-    let sidecar = include_str!("../aacraid_build.yml");
-    assert_eq!(
-        ansible_protocol::testing::check_sidecar::<AacraidBuild>(sidecar),
-        Ok(())
-    );
-}
-
-fn options(json: Value) -> Options {
-    match json {
-        Value::Object(map) => ansible_protocol::options::from_value(map).expect("valid options"),
-        _ => panic!("options must be an object"),
-    }
-}
+ansible_protocol::sidecar_test!(AacraidBuild, "../aacraid_build.yml");
 
 fn host_with(files: &[(&str, &[u8])], script: Script) -> (tempfile::TempDir, Host) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    for (path, data) in files {
-        let full = dir.path().join(path.trim_start_matches('/'));
-        std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
-        std::fs::write(full, data).expect("write");
-    }
+    let dir = root_with(files);
     let host = Host::scripted(dir.path(), script);
     (dir, host)
 }
@@ -35,9 +20,15 @@ const K: &str = "6.1.0-56-amd64";
 
 /// The whole error chain of a plan that must fail, or `None`.
 fn plan_error(host: &Host, opts: Value) -> Option<String> {
-    AacraidBuild::plan(options(opts), &Context::default(), host)
-        .err()
-        .map(|e| format!("{e:#}"))
+    let Value::Object(map) = opts else {
+        panic!("options must be an object")
+    };
+    match ansible_protocol::options::from_value::<Options>(map) {
+        Ok(o) => AacraidBuild::plan(o, &Context::default(), host)
+            .err()
+            .map(|e| format!("{e:#}")),
+        Err(e) => Some(e.to_string()),
+    }
 }
 
 fn dkms(status: &str) -> Script {
@@ -72,8 +63,8 @@ fn fresh_host_plans_every_step() -> Result<()> {
     assert!(plan.add && plan.install_source.is_some() && plan.changed());
     let k = &plan.kernels[0];
     assert_eq!(
-        (k.before.as_str(), k.after.as_str(), k.build, k.install),
-        ("absent", "installed", true, true)
+        (&k.before, &k.after, k.build, k.install),
+        (&Dkms::Absent, &Dkms::Installed, true, true)
     );
     assert_eq!(
         host.calls(),
@@ -100,7 +91,7 @@ fn done_work_is_not_planned_again_in_either_status_format() -> Result<()> {
             &host,
         )?;
         assert!(!plan.changed(), "{status}");
-        assert_eq!(plan.kernels[0].before, "installed");
+        assert_eq!(plan.kernels[0].before, Dkms::Installed);
     }
     Ok(())
 }

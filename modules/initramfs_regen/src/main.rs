@@ -1,2 +1,2 @@
 //! The initramfs_regen binary: all logic is in the library.
-ansible_protocol::main!(initramfs_regen::InitramfsRegen);
+ansible_protocol::main!(initramfs_regen::InitramfsRegen, linux_host::Host::system());

@@ -1,21 +1,20 @@
 //! Unit tests of planning over a scripted host with small gzip images;
 //! the system tests run real dracut and mkinitramfs in the lab.
 
+use std::path::PathBuf;
+
 use super::*;
-use linux_host::testing::{cpio, fake_module, gzip};
+use ansible_protocol::testing::options;
+use ansible_protocol::CommandFailed;
+use formats::testing::{cpio, fake_module, gzip};
+use linux_host::testing::root_with;
 use linux_host::Script;
+use serde_json::json;
+
+ansible_protocol::sidecar_test!(InitramfsRegen, "../initramfs_regen.yml");
 
 const K: &str = "6.1.0-56-amd64";
 const OLD: &str = "6.1.0-55-amd64";
-
-#[test]
-fn sidecar_documents_exactly_the_options() {
-    let sidecar = include_str!("../initramfs_regen.yml");
-    assert_eq!(
-        ansible_protocol::testing::check_sidecar::<InitramfsRegen>(sidecar),
-        Ok(())
-    );
-}
 
 fn module(version: &str) -> Vec<u8> {
     fake_module(&[("version", version), ("name", "aacraid")])
@@ -28,20 +27,12 @@ fn image(kver: &str, relative: &str, data: &[u8]) -> Vec<u8> {
     )]))
 }
 
-fn options(json: Value) -> Options {
-    match json {
-        Value::Object(map) => ansible_protocol::options::from_value(map).expect("valid options"),
-        _ => panic!("options must be an object"),
-    }
-}
-
 const INTREE: &str = "kernel/drivers/scsi/aacraid/aacraid.ko";
 const UPDATES: &str = "updates/aacraid.ko";
 
 /// Kernel K resolves `updates/aacraid.ko` (new), OLD the in-tree file;
 /// `extra` adds files and `script` more answers.
 fn host(extra: &[(String, Vec<u8>)], script: Script) -> (tempfile::TempDir, Host) {
-    let dir = tempfile::tempdir().expect("tempdir");
     let mut files: Vec<(String, Vec<u8>)> = vec![
         ("/etc/debian_version".into(), b"12.8\n".to_vec()),
         (format!("/lib/modules/{K}/modules.order"), vec![]),
@@ -51,11 +42,7 @@ fn host(extra: &[(String, Vec<u8>)], script: Script) -> (tempfile::TempDir, Host
         (format!("/lib/modules/{OLD}/{INTREE}"), module("old")),
     ];
     files.extend(extra.iter().cloned());
-    for (path, data) in files {
-        let full = dir.path().join(path.trim_start_matches('/'));
-        std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
-        std::fs::write(full, data).expect("write");
-    }
+    let dir = root_with(&files);
     let script = script
         .answer(
             &["modinfo", "-k", K, "-n", "megaraid_sas"],
@@ -105,12 +92,15 @@ fn only_the_stale_image_is_planned_and_no_tool_runs() -> Result<()> {
             (OLD, false, "current"),
         ]
     );
-    let preview = InitramfsRegen::preview(&plan, &Context::default());
+    let preview = InitramfsRegen::preview(plan, &Context::default());
     assert!(preview.changed);
-    assert_eq!(preview.values["kernels"][0]["modules"][0]["path"], UPDATES);
+    assert_eq!(
+        preview.values.kernels[0].modules[0].path.as_deref(),
+        Some(UPDATES)
+    );
     let diff = preview.diff.expect("diff");
-    assert!(diff["before"].as_str().is_some_and(|b| b.contains(INTREE)));
-    assert!(diff["after"].as_str().is_some_and(|a| a.contains(UPDATES)));
+    assert!(diff.before.contains(INTREE));
+    assert!(diff.after.contains(UPDATES));
     assert!(
         host.calls()
             .iter()

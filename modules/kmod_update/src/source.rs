@@ -1,19 +1,16 @@
 //! The module file to install, read from the managed host and checked in
 //! memory before anything is written: a kernel module (`.ko`, or `.ko.xz`,
 //! `.ko.zst`, `.ko.gz`), or an artifact `.tgz` written by `aacraid_build`
-//! (format documented in `aacraid_build/src/artifact.rs`), whose manifest
-//! names the kernel and the checksum of each module in it.
+//! (format in `formats::manifest`), whose manifest names the kernel and
+//! the checksum of each module in it.
 
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use linux_host::archive::{self, Kind, Links};
-use linux_host::kmod::{self, ModInfo};
+use formats::archive::{self, Kind, Links};
+use formats::manifest::{self, Manifest};
+use formats::modinfo::{normalize, sha256_hex, ModInfo, EXTENSIONS};
 use linux_host::Host;
-use serde::Deserialize;
-
-/// Module file extensions kmod reads, longest first.
-pub const EXTENSIONS: &[&str] = &[".ko.xz", ".ko.zst", ".ko.gz", ".ko"];
 
 /// A checked module, ready to install.
 #[derive(Debug)]
@@ -30,21 +27,6 @@ pub struct Source {
     pub info: ModInfo,
     /// The kernel an artifact's manifest names.
     pub kernel: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Manifest {
-    format: u32,
-    kernel: String,
-    files: Vec<ManifestFile>,
-}
-
-#[derive(Deserialize)]
-struct ManifestFile {
-    file: String,
-    module: String,
-    size: u64,
-    sha256: String,
 }
 
 fn extension_of(file_name: &str) -> Option<&'static str> {
@@ -89,22 +71,15 @@ fn from_artifact(shown: &str, bytes: &[u8], name: &str) -> Result<Source> {
             .iter()
             .find(|e| e.kind == Kind::File && e.path == wanted)
     };
-    let manifest = file("manifest.json").with_context(|| {
+    let manifest = file(manifest::MEMBER).with_context(|| {
         format!("src {shown} has no manifest.json: not an artifact of aacraid_build")
     })?;
-    let manifest: Manifest = serde_json::from_slice(&manifest.data)
-        .with_context(|| format!("{shown}: manifest.json is not a valid manifest"))?;
-    if manifest.format != 1 {
-        bail!(
-            "{shown}: manifest format {} is not supported (this module reads format 1)",
-            manifest.format
-        );
-    }
-    let wanted = kmod::normalize(name);
+    let manifest = Manifest::parse(&manifest.data).with_context(|| shown.to_string())?;
+    let wanted = normalize(name);
     let listed = manifest
         .files
         .iter()
-        .find(|f| kmod::normalize(&f.module) == wanted)
+        .find(|f| normalize(&f.module) == wanted)
         .with_context(|| {
             let have: Vec<&str> = manifest.files.iter().map(|f| f.module.as_str()).collect();
             format!("{shown} holds no module {name:?} (its manifest lists {have:?})")
@@ -123,7 +98,7 @@ fn from_artifact(shown: &str, bytes: &[u8], name: &str) -> Result<Source> {
             listed.file
         )
     })?;
-    let sha256 = kmod::sha256_hex(&entry.data);
+    let sha256 = sha256_hex(&entry.data);
     if sha256 != listed.sha256 || entry.data.len() as u64 != listed.size {
         bail!(
             "{shown}: checksum mismatch for {}: manifest says sha256 {} ({} bytes), the archive holds sha256 {sha256} ({} bytes)",
@@ -154,7 +129,7 @@ fn checked(
     let Some(own) = info.name.as_deref() else {
         bail!("{described} records no module name in its .modinfo section: not a kernel module");
     };
-    if kmod::normalize(own) != kmod::normalize(name) {
+    if normalize(own) != normalize(name) {
         bail!("{described} is the module {own:?}, not {name:?}");
     }
     if info.vermagic.is_none() {
@@ -163,7 +138,7 @@ fn checked(
     Ok(Source {
         described,
         extension,
-        sha256: kmod::sha256_hex(&data),
+        sha256: sha256_hex(&data),
         data,
         info,
         kernel,

@@ -1,23 +1,23 @@
 //! Unit tests of source checks and planning over a scripted host (fake
 //! module files); the system tests install real modules with real depmod.
 
+use std::path::{Path, PathBuf};
+
 use super::*;
-use linux_host::testing::fake_module;
-use linux_host::{archive, Script};
+use ansible_protocol::testing::options;
+use formats::archive;
+use formats::modinfo::sha256_hex;
+use formats::testing::fake_module;
+use linux_host::testing::root_with;
+use linux_host::Script;
+use serde_json::{json, Value};
+
+ansible_protocol::sidecar_test!(KmodUpdate, "../kmod_update.yml");
 
 const K: &str = "6.1.0-56-amd64";
 const OLD: &str = "6.1.0-55-amd64";
 const VERMAGIC: &str = "6.1.0-56-amd64 SMP preempt mod_unload modversions";
 const INTREE: &str = "/lib/modules/6.1.0-56-amd64/kernel/drivers/scsi/aacraid/aacraid.ko";
-
-#[test]
-fn sidecar_documents_exactly_the_options() {
-    let sidecar = include_str!("../kmod_update.yml");
-    assert_eq!(
-        ansible_protocol::testing::check_sidecar::<KmodUpdate>(sidecar),
-        Ok(())
-    );
-}
 
 fn module(name: &str, version: &str, vermagic: &str) -> Vec<u8> {
     fake_module(&[
@@ -28,17 +28,9 @@ fn module(name: &str, version: &str, vermagic: &str) -> Vec<u8> {
     ])
 }
 
-fn options(json: Value) -> Options {
-    match json {
-        Value::Object(map) => ansible_protocol::options::from_value(map).expect("valid options"),
-        _ => panic!("options must be an object"),
-    }
-}
-
 /// A host with kernel K (its in-tree aacraid resolved by modinfo) and
 /// kernel OLD, plus `files`.
 fn host_with(files: &[(&str, Vec<u8>)], resolves: &str) -> (tempfile::TempDir, Host) {
-    let dir = tempfile::tempdir().expect("tempdir");
     let mut all: Vec<(String, Vec<u8>)> = vec![
         (format!("/lib/modules/{K}/modules.order"), vec![]),
         (format!("/lib/modules/{OLD}/modules.order"), vec![]),
@@ -52,11 +44,7 @@ fn host_with(files: &[(&str, Vec<u8>)], resolves: &str) -> (tempfile::TempDir, H
         ),
     ];
     all.extend(files.iter().map(|(p, d)| (p.to_string(), d.clone())));
-    for (path, data) in all {
-        let full = dir.path().join(path.trim_start_matches('/'));
-        std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
-        std::fs::write(full, data).expect("write");
-    }
+    let dir = root_with(&all);
     let script = Script::new()
         .answer(
             &["modinfo", "-k", K, "-n", "aacraid"],
@@ -90,7 +78,7 @@ fn artifact(manifest: Value, files: &[(&str, &[u8])]) -> Vec<u8> {
 fn manifest_for(data: &[u8], kernel: &str) -> Value {
     json!({"format": 1, "name": "aacraid", "version": "1.2.1.41024", "kernel": kernel, "arch": "x86_64",
            "files": [{"file": "aacraid.ko", "module": "aacraid", "size": data.len(),
-                      "sha256": kmod::sha256_hex(data)}]})
+                      "sha256": sha256_hex(data)}]})
 }
 
 #[test]
@@ -111,12 +99,18 @@ fn plans_an_install_from_an_artifact_for_its_kernel() -> Result<()> {
         k.new_dirs,
         [PathBuf::from(format!("/lib/modules/{K}/updates"))]
     );
-    assert_eq!(k.before.path, INTREE);
-    assert_eq!(k.after.version.as_deref(), Some("1.2-1.41024dkms"));
-    let preview = KmodUpdate::preview(&p, &Context::default());
+    assert_eq!(k.before.describe(), INTREE);
+    assert_eq!(k.after.info().version.as_deref(), Some("1.2-1.41024dkms"));
+    let preview = KmodUpdate::preview(p, &Context::default());
     assert!(preview.changed);
-    assert_eq!(preview.values["source"], "/root/a.tgz:aacraid.ko");
-    assert_eq!(preview.values["kernels"][0]["resolved"], json!(target));
+    assert_eq!(
+        preview.values.source.as_deref(),
+        Some("/root/a.tgz:aacraid.ko")
+    );
+    assert_eq!(
+        preview.values.kernels[0].resolved,
+        target.display().to_string()
+    );
     assert!(
         host.calls().iter().all(|c| c[0] == "modinfo"),
         "planning runs no depmod"
@@ -251,7 +245,7 @@ fn a_lost_resolution_undoes_every_change() -> Result<()> {
                     out.push(format!(
                         "{} {}",
                         path.display(),
-                        kmod::sha256_hex(&std::fs::read(&path).expect("read"))
+                        sha256_hex(&std::fs::read(&path).expect("read"))
                     ));
                 }
             }
@@ -282,11 +276,11 @@ fn a_lost_resolution_undoes_every_change() -> Result<()> {
 fn backup_names_follow_ansible() {
     let p = Path::new("/lib/modules/k/updates/aacraid.ko");
     assert_eq!(
-        backup_path(p, 951_782_400),
+        apply::backup_path(p, 951_782_400),
         PathBuf::from("/lib/modules/k/updates/aacraid.ko.2000-02-29@00:00:00~")
     );
     assert_eq!(
-        backup_path(p, 1_795_622_399),
+        apply::backup_path(p, 1_795_622_399),
         PathBuf::from("/lib/modules/k/updates/aacraid.ko.2026-11-25@15:59:59~")
     );
 }

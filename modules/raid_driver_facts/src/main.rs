@@ -1,2 +1,5 @@
 //! The raid_driver_facts binary: all logic is in the library.
-ansible_protocol::main!(raid_driver_facts::RaidDriverFacts);
+ansible_protocol::main!(
+    raid_driver_facts::RaidDriverFacts,
+    linux_host::Host::system()
+);

@@ -1,0 +1,22 @@
+//! Pure decoders and encoders of the bytes our modules meet: vendor
+//! archives and rpm packages, initramfs cpio archives and their
+//! compressions, the `.modinfo` section of kernel modules, the text that
+//! `dkms`, `arcconf` and `modinfo -n` print, and artifact manifests.
+//!
+//! Nothing here touches a host: every function takes bytes or text and
+//! returns values, so each decoder can be tested (and fuzzed) alone. All
+//! input is treated as hostile: sizes are checked against the data, never
+//! trusted to size an allocation.
+
+pub mod arcconf;
+pub mod archive;
+pub mod calendar;
+pub mod compress;
+pub mod cpio;
+pub mod dkms;
+pub mod elf;
+pub mod manifest;
+pub mod modinfo;
+pub mod rpm;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

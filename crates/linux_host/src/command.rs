@@ -1,0 +1,148 @@
+//! External commands: how they are described, run and reported.
+//!
+//! Every command runs with `LC_ALL=C` so the parsers in this crate see the
+//! same output whatever the host's locale. A command that exits non-zero when
+//! the caller needed success becomes a [`CommandFailed`] error, which the
+//! protocol crate turns into the `cmd`, `rc`, `stdout` and `stderr` keys of a
+//! failed result, the way Python's `fail_json` reports `run_command` errors.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::PathBuf;
+
+use ansible_protocol::CommandFailed;
+
+/// A program and its arguments, not yet run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cmd {
+    /// Program name (looked up on the search path) or absolute path.
+    pub program: String,
+    /// Arguments, passed as they are (no shell).
+    pub args: Vec<OsString>,
+}
+
+impl Cmd {
+    /// A command with no arguments yet.
+    pub fn new(program: impl Into<String>) -> Self {
+        Cmd {
+            program: program.into(),
+            args: Vec::new(),
+        }
+    }
+
+    /// Appends one argument.
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// The command as a shell-quoted line, for messages and the `cmd` key.
+    pub fn display(&self) -> String {
+        std::iter::once(self.program.clone())
+            .chain(self.args.iter().map(|a| a.to_string_lossy().into_owned()))
+            .map(|word| shell_quote(&word))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Program followed by arguments, lossily as strings (what fakes match on).
+    pub fn argv(&self) -> Vec<String> {
+        std::iter::once(self.program.clone())
+            .chain(self.args.iter().map(|a| a.to_string_lossy().into_owned()))
+            .collect()
+    }
+}
+
+impl fmt::Display for Cmd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.display())
+    }
+}
+
+fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// What a finished command left behind. Output is decoded lossily as UTF-8
+/// because the result JSON must be valid UTF-8.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Output {
+    /// Exit code; a command killed by a signal reports `128 + signal`.
+    pub rc: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Output {
+    /// True when the command exited 0.
+    pub fn success(&self) -> bool {
+        self.rc == 0
+    }
+
+    /// The failure of `cmd`, which left this output: the one way a failed
+    /// command becomes an error (see [`CommandFailed`]).
+    pub fn failure(self, cmd: &Cmd) -> CommandFailed {
+        CommandFailed {
+            cmd: cmd.display(),
+            rc: self.rc,
+            stdout: self.stdout,
+            stderr: self.stderr,
+        }
+    }
+}
+
+/// A program that is not installed (not on the search path).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgramNotFound {
+    /// The program that was looked for.
+    pub program: String,
+    /// Where it was looked for.
+    pub searched: Vec<PathBuf>,
+}
+
+impl fmt::Display for ProgramNotFound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` is not installed (searched ", self.program)?;
+        let dirs: Vec<String> = self
+            .searched
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        write!(f, "{})", dirs.join(":"))
+    }
+}
+
+impl std::error::Error for ProgramNotFound {}
+
+/// Directories searched after `$PATH`: Ansible's non-login shell often lacks
+/// the sbin directories where modinfo, depmod and dracut live.
+pub const EXTRA_SEARCH_DIRS: &[&str] =
+    &["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_quotes_only_what_needs_it() {
+        let cmd = Cmd::new("modinfo")
+            .arg("-k")
+            .arg("6.1.0-56-amd64")
+            .arg("it's here")
+            .arg("");
+        assert_eq!(
+            cmd.display(),
+            r"modinfo -k 6.1.0-56-amd64 'it'\''s here' ''"
+        );
+    }
+}

@@ -1,0 +1,496 @@
+//! [`Host`]: the one door to the machine. Every file read, file write and
+//! command of every module goes through it.
+//!
+//! The real host is rooted at `/` and runs real programs. Tests root a host in
+//! a temporary directory and answer its commands from a [`Script`], so
+//! parsers and planners can be exercised against captured outputs while the
+//! system tests use the real thing.
+
+use std::ffi::OsString;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Mutex;
+
+use anyhow::{anyhow, Context, Result};
+
+use crate::command::{Cmd, Output, ProgramNotFound, EXTRA_SEARCH_DIRS};
+
+/// The machine a module runs on (or a test's stand-in for it).
+pub struct Host {
+    root: PathBuf,
+    runner: Runner,
+}
+
+enum Runner {
+    Real { search: Vec<PathBuf> },
+    Scripted(Script),
+}
+
+/// What a file-system entry is, without following symlinks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link.
+    Symlink,
+    /// Anything else (device, fifo, socket).
+    Other,
+}
+
+/// A held directory lock (see [`Host::lock_dir`]); dropping it unlocks.
+#[derive(Debug)]
+pub struct DirLock {
+    _dir: File,
+}
+
+/// One entry of a directory listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirEntry {
+    /// File name.
+    pub name: String,
+    /// Path as the module sees it (not prefixed by a test root).
+    pub path: PathBuf,
+    /// Type, not following symlinks.
+    pub kind: Kind,
+}
+
+impl Host {
+    /// The real machine: root `/`, programs from `$PATH` plus the sbin folders.
+    pub fn system() -> Self {
+        let mut search: Vec<PathBuf> = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).collect())
+            .unwrap_or_default();
+        for dir in EXTRA_SEARCH_DIRS {
+            let dir = PathBuf::from(dir);
+            if !search.contains(&dir) {
+                search.push(dir);
+            }
+        }
+        Host {
+            root: PathBuf::from("/"),
+            runner: Runner::Real { search },
+        }
+    }
+
+    /// A test host: files live under `root`, commands are answered by `script`.
+    pub fn scripted(root: impl Into<PathBuf>, script: Script) -> Self {
+        Host {
+            root: root.into(),
+            runner: Runner::Scripted(script),
+        }
+    }
+
+    /// Where `path` really is on disk (the test root prefixed, if any).
+    pub fn real_path(&self, path: &Path) -> PathBuf {
+        let mut out = self.root.clone();
+        for part in path.components() {
+            match part {
+                Component::Normal(p) => out.push(p),
+                Component::ParentDir => out.push(".."),
+                Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            }
+        }
+        out
+    }
+
+    /// Reads a whole file.
+    pub fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        fs::read(self.real_path(path))
+    }
+
+    /// Reads a whole file as text (lossy UTF-8).
+    pub fn read_text(&self, path: &Path) -> io::Result<String> {
+        self.read(path)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    }
+
+    /// Opens a file for streaming reads.
+    pub fn open(&self, path: &Path) -> io::Result<File> {
+        File::open(self.real_path(path))
+    }
+
+    /// Lists a directory, sorted by name.
+    pub fn read_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
+        let mut entries = Vec::new();
+        for entry in fs::read_dir(self.real_path(path))? {
+            let entry = entry?;
+            let file_type = entry.file_type()?;
+            let kind = if file_type.is_symlink() {
+                Kind::Symlink
+            } else if file_type.is_dir() {
+                Kind::Dir
+            } else if file_type.is_file() {
+                Kind::File
+            } else {
+                Kind::Other
+            };
+            let name = entry.file_name().to_string_lossy().into_owned();
+            entries.push(DirEntry {
+                path: path.join(&name),
+                name,
+                kind,
+            });
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(entries)
+    }
+
+    /// The target of a symbolic link, as stored in the link.
+    pub fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
+        fs::read_link(self.real_path(path))
+    }
+
+    /// True when something (even a dangling symlink) is at `path`.
+    pub fn exists(&self, path: &Path) -> bool {
+        fs::symlink_metadata(self.real_path(path)).is_ok()
+    }
+
+    /// True when `path` is a directory (following symlinks).
+    pub fn is_dir(&self, path: &Path) -> bool {
+        self.real_path(path).is_dir()
+    }
+
+    /// Writes `data` to `path` so that readers see either the old file or the
+    /// whole new one: a temporary file in the same directory is written,
+    /// fsynced and renamed over `path`, then the directory is fsynced.
+    pub fn write_atomic(&self, path: &Path, data: &[u8], mode: u32) -> Result<()> {
+        self.write_atomic_with(path, data, mode, false)
+    }
+
+    fn write_atomic_with(&self, path: &Path, data: &[u8], mode: u32, root: bool) -> Result<()> {
+        let target = self.real_path(path);
+        let dir = target
+            .parent()
+            .ok_or_else(|| anyhow!("{} has no parent directory", path.display()))?;
+        let name = target
+            .file_name()
+            .ok_or_else(|| anyhow!("{} has no file name", path.display()))?;
+        let mut tmp_name = OsString::from(".");
+        tmp_name.push(name);
+        tmp_name.push(format!(".tmp{}", std::process::id()));
+        let tmp = dir.join(tmp_name);
+        let written = (|| -> io::Result<()> {
+            let mut file = File::create(&tmp)?;
+            file.set_permissions(fs::Permissions::from_mode(mode))?;
+            if root {
+                let meta = file.metadata()?;
+                if meta.uid() != 0 || meta.gid() != 0 {
+                    std::os::unix::fs::fchown(&file, Some(0), Some(0))?;
+                }
+            }
+            file.write_all(data)?;
+            file.sync_all()?;
+            fs::rename(&tmp, &target)?;
+            File::open(dir)?.sync_all()
+        })();
+        if written.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        written.with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// Like [`Host::write_atomic`], and the new file belongs to root (uid
+    /// and gid 0) before it takes the place of the old one: what files under
+    /// `/lib/modules` must be, whoever ran the module.
+    pub fn write_atomic_as_root(&self, path: &Path, data: &[u8], mode: u32) -> Result<()> {
+        self.write_atomic_with(path, data, mode, true)
+    }
+
+    /// Exclusive advisory lock (`flock`) on a directory, held until the
+    /// returned guard is dropped. Opening a directory writes nothing, so
+    /// this works on read-only file systems and in check mode.
+    pub fn lock_dir(&self, path: &Path) -> Result<DirLock> {
+        let dir = File::open(self.real_path(path))
+            .with_context(|| format!("cannot open {} to lock it", path.display()))?;
+        dir.lock()
+            .with_context(|| format!("cannot lock {}", path.display()))?;
+        Ok(DirLock { _dir: dir })
+    }
+
+    /// The path with every symlink resolved, as the module sees it (a test
+    /// root stripped again).
+    pub fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
+        let real = fs::canonicalize(self.real_path(path))?;
+        let root = fs::canonicalize(&self.root)?;
+        Ok(match real.strip_prefix(&root) {
+            Ok(rest) => Path::new("/").join(rest),
+            Err(_) => real,
+        })
+    }
+
+    /// Size in bytes of a file (following symlinks).
+    pub fn file_size(&self, path: &Path) -> io::Result<u64> {
+        Ok(fs::metadata(self.real_path(path))?.len())
+    }
+
+    /// Sets a file's permission bits.
+    pub fn set_mode(&self, path: &Path, mode: u32) -> Result<()> {
+        fs::set_permissions(self.real_path(path), fs::Permissions::from_mode(mode))
+            .with_context(|| format!("cannot set the mode of {}", path.display()))
+    }
+
+    /// Makes `link` a second name of `original` (same file system).
+    pub fn hard_link(&self, original: &Path, link: &Path) -> Result<()> {
+        fs::hard_link(self.real_path(original), self.real_path(link))
+            .with_context(|| format!("cannot link {} to {}", link.display(), original.display()))
+    }
+
+    /// Puts a finished file in place of `target`: fsyncs it, renames it
+    /// over `target` (atomic on one file system) and fsyncs the folder, so
+    /// after a crash `target` is either the old file or the whole new one.
+    pub fn rename_durably(&self, from: &Path, target: &Path) -> Result<()> {
+        let (real_from, real_target) = (self.real_path(from), self.real_path(target));
+        (|| -> io::Result<()> {
+            File::open(&real_from)?.sync_all()?;
+            fs::rename(&real_from, &real_target)?;
+            if let Some(dir) = real_target.parent() {
+                File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        })()
+        .with_context(|| format!("cannot move {} to {}", from.display(), target.display()))
+    }
+
+    /// Removes a file (not a directory).
+    pub fn remove_file(&self, path: &Path) -> Result<()> {
+        fs::remove_file(self.real_path(path))
+            .with_context(|| format!("cannot remove {}", path.display()))
+    }
+
+    /// Permission bits of a file (following symlinks).
+    pub fn mode(&self, path: &Path) -> io::Result<u32> {
+        Ok(fs::metadata(self.real_path(path))?.permissions().mode() & 0o7777)
+    }
+
+    /// Owner uid and gid of a file (following symlinks).
+    pub fn owner(&self, path: &Path) -> io::Result<(u32, u32)> {
+        let meta = fs::metadata(self.real_path(path))?;
+        Ok((meta.uid(), meta.gid()))
+    }
+
+    /// Removes an empty directory.
+    pub fn remove_dir(&self, path: &Path) -> Result<()> {
+        fs::remove_dir(self.real_path(path))
+            .with_context(|| format!("cannot remove directory {}", path.display()))
+    }
+
+    /// Creates a directory and its missing parents (mode 0755).
+    pub fn create_dir_all(&self, path: &Path) -> Result<()> {
+        fs::create_dir_all(self.real_path(path))
+            .with_context(|| format!("cannot create directory {}", path.display()))
+    }
+
+    /// Finds an installed program, or says where it was looked for.
+    pub fn find_program(&self, program: &str) -> std::result::Result<PathBuf, ProgramNotFound> {
+        match &self.runner {
+            Runner::Real { search } => {
+                if program.contains('/') {
+                    let path = PathBuf::from(program);
+                    return if is_executable(&path) {
+                        Ok(path)
+                    } else {
+                        Err(ProgramNotFound {
+                            program: program.to_string(),
+                            searched: vec![],
+                        })
+                    };
+                }
+                search
+                    .iter()
+                    .map(|dir| dir.join(program))
+                    .find(|p| is_executable(p))
+                    .ok_or_else(|| ProgramNotFound {
+                        program: program.to_string(),
+                        searched: search.clone(),
+                    })
+            }
+            Runner::Scripted(script) => {
+                if script.installed(program) {
+                    Ok(PathBuf::from(program))
+                } else {
+                    Err(ProgramNotFound {
+                        program: program.to_string(),
+                        searched: vec![PathBuf::from("<script>")],
+                    })
+                }
+            }
+        }
+    }
+
+    /// Runs a command and returns its output whatever its exit code. Fails
+    /// only when the program is missing ([`ProgramNotFound`]) or cannot start.
+    pub fn run(&self, cmd: &Cmd) -> Result<Output> {
+        let program = self.find_program(&cmd.program)?;
+        match &self.runner {
+            Runner::Real { .. } => {
+                let out = std::process::Command::new(&program)
+                    .args(&cmd.args)
+                    .env("LC_ALL", "C")
+                    .stdin(Stdio::null())
+                    .output()
+                    .with_context(|| format!("cannot start `{cmd}`"))?;
+                let rc = out.status.code().unwrap_or_else(|| {
+                    use std::os::unix::process::ExitStatusExt;
+                    128 + out.status.signal().unwrap_or(0)
+                });
+                Ok(Output {
+                    rc,
+                    stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                    stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+                })
+            }
+            Runner::Scripted(script) => script.reply(cmd),
+        }
+    }
+
+    /// Runs a command that must succeed; a non-zero exit is a [`CommandFailed`].
+    pub fn run_ok(&self, cmd: &Cmd) -> Result<Output> {
+        let out = self.run(cmd)?;
+        if out.success() {
+            Ok(out)
+        } else {
+            Err(out.failure(cmd).into())
+        }
+    }
+
+    /// The commands a scripted host was asked to run, in order (empty for
+    /// the real host, which keeps no record).
+    pub fn calls(&self) -> Vec<Vec<String>> {
+        match &self.runner {
+            Runner::Real { .. } => Vec::new(),
+            Runner::Scripted(script) => script.calls.lock().map(|c| c.clone()).unwrap_or_default(),
+        }
+    }
+}
+
+fn is_executable(path: &Path) -> bool {
+    fs::metadata(path)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// Canned answers for a test host: each entry is an exact argv and the
+/// output to return. Programs not named in any entry count as not installed.
+#[derive(Default)]
+pub struct Script {
+    answers: Vec<(Vec<String>, Output)>,
+    calls: Mutex<Vec<Vec<String>>>,
+}
+
+impl Script {
+    /// An empty script: every program is missing.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds an answer for the exact command line `argv`.
+    pub fn answer(mut self, argv: &[&str], rc: i32, stdout: &str, stderr: &str) -> Self {
+        self.answers.push((
+            argv.iter().map(|s| s.to_string()).collect(),
+            Output {
+                rc,
+                stdout: stdout.to_string(),
+                stderr: stderr.to_string(),
+            },
+        ));
+        self
+    }
+
+    fn installed(&self, program: &str) -> bool {
+        self.answers.iter().any(|(argv, _)| argv[0] == program)
+    }
+
+    fn reply(&self, cmd: &Cmd) -> Result<Output> {
+        let argv = cmd.argv();
+        if let Ok(mut calls) = self.calls.lock() {
+            calls.push(argv.clone());
+        }
+        self.answers
+            .iter()
+            .find(|(expected, _)| *expected == argv)
+            .map(|(_, out)| out.clone())
+            .ok_or_else(|| anyhow!("test script has no answer for `{cmd}`"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_atomic_replaces_whole_file_and_sets_mode() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let host = Host::scripted(dir.path(), Script::new());
+        fs::create_dir_all(dir.path().join("etc"))?;
+        fs::write(
+            dir.path().join("etc/x.conf"),
+            "old contents that are longer",
+        )?;
+        host.write_atomic(Path::new("/etc/x.conf"), b"new", 0o640)?;
+        assert_eq!(fs::read(dir.path().join("etc/x.conf"))?, b"new");
+        let mode = fs::metadata(dir.path().join("etc/x.conf"))?
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o640);
+        let names: Vec<_> = host
+            .read_dir(Path::new("/etc"))?
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(names, ["x.conf"], "no temporary file is left behind");
+        Ok(())
+    }
+
+    #[test]
+    fn write_atomic_failure_leaves_old_file() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let host = Host::scripted(dir.path(), Script::new());
+        let err = host
+            .write_atomic(Path::new("/missing/dir/file"), b"x", 0o644)
+            .expect_err("parent directory does not exist");
+        assert!(err.to_string().contains("/missing/dir/file"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn scripted_host_answers_and_records() -> Result<()> {
+        let host = Host::scripted(
+            "/nonexistent",
+            Script::new().answer(&["modinfo", "-n", "x"], 1, "", "not found\n"),
+        );
+        let out = host.run(&Cmd::new("modinfo").arg("-n").arg("x"))?;
+        assert_eq!(out.rc, 1);
+        let err = host
+            .run_ok(&Cmd::new("modinfo").arg("-n").arg("x"))
+            .expect_err("rc 1");
+        let failed = err
+            .downcast_ref::<crate::CommandFailed>()
+            .expect("CommandFailed");
+        assert_eq!(failed.stderr, "not found\n");
+        let missing = host.run(&Cmd::new("dkms")).expect_err("dkms missing");
+        assert!(missing.downcast_ref::<ProgramNotFound>().is_some());
+        assert_eq!(host.calls().len(), 2, "a missing program is never run");
+        Ok(())
+    }
+
+    #[test]
+    fn real_host_runs_with_c_locale() -> Result<()> {
+        let host = Host::system();
+        let out = host.run_ok(&Cmd::new("sh").arg("-c").arg("echo $LC_ALL; echo err >&2"))?;
+        assert_eq!(out.stdout, "C\n");
+        assert_eq!(out.stderr, "err\n");
+        let failed = host
+            .run_ok(&Cmd::new("sh").arg("-c").arg("exit 3"))
+            .expect_err("exit 3");
+        assert_eq!(
+            failed.downcast_ref::<crate::CommandFailed>().map(|f| f.rc),
+            Some(3)
+        );
+        Ok(())
+    }
+}

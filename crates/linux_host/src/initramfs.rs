@@ -1,0 +1,174 @@
+//! Initramfs images: where each kernel's image lives, and reading one in
+//! place (see [`crate::cpio`] for the format walk).
+
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::host::Host;
+use formats::cpio::{scan, Member, Scan};
+use formats::modinfo;
+
+/// The conventional image paths for `kver`, in the order they are tried:
+/// dracut on the RHEL family, then Debian/Ubuntu (both tools), then SUSE.
+pub fn image_candidates(kver: &str) -> [String; 3] {
+    [
+        format!("/boot/initramfs-{kver}.img"),
+        format!("/boot/initrd.img-{kver}"),
+        format!("/boot/initrd-{kver}"),
+    ]
+}
+
+/// Walks the image at `path` on `host`, keeping the regular files whose
+/// in-image path `select` accepts. With `stop_after`, the walk ends as soon
+/// as that many files are kept: decoding a whole image costs about a second
+/// per 100 MB, and a module is usually found well before the end.
+pub fn scan_image(
+    host: &Host,
+    path: &Path,
+    select: impl FnMut(&str) -> bool,
+    stop_after: Option<usize>,
+) -> Result<Scan> {
+    let file = host
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    scan(BufReader::with_capacity(1 << 16, file), select, stop_after)
+        .with_context(|| format!("cannot read initramfs image {}", path.display()))
+}
+
+/// The image of `kver`: the first candidate that exists (`true`), or the
+/// name this distribution's tools would write (`false`): Debian and Ubuntu
+/// name it `initrd.img-<kver>` whichever tool makes it.
+pub fn image_path(host: &Host, kver: &str) -> (PathBuf, bool) {
+    let candidates = image_candidates(kver);
+    if let Some(found) = candidates
+        .iter()
+        .find(|p| host.exists(Path::new(p.as_str())))
+    {
+        return (PathBuf::from(found), true);
+    }
+    let usual = if host.exists(Path::new("/etc/debian_version")) {
+        &candidates[1]
+    } else {
+        &candidates[0]
+    };
+    (PathBuf::from(usual), false)
+}
+
+/// The copies of the modules `names` that the image at `image` holds for
+/// kernel `kver` (under `lib/modules/<kver>/` or `usr/lib/modules/<kver>/`),
+/// and the image's own `modules.dep`, with the scan's facts. The whole image
+/// is read: dracut images may hold a module twice (the in-tree file, pulled
+/// in with its driver folder, and the resolved one), and only the image's
+/// `modules.dep` says which its modprobe loads (see [`member_for`]).
+pub fn module_files(host: &Host, image: &Path, kver: &str, names: &[String]) -> Result<Scan> {
+    let wanted: Vec<String> = names.iter().map(|n| modinfo::normalize(n)).collect();
+    let prefixes = [
+        format!("lib/modules/{kver}/"),
+        format!("usr/lib/modules/{kver}/"),
+    ];
+    let select = |p: &str| {
+        prefixes.iter().any(|pre| {
+            p.strip_prefix(pre.as_str()).is_some_and(|rest| {
+                rest == "modules.dep"
+                    || Path::new(rest)
+                        .file_name()
+                        .and_then(|f| modinfo::module_name_of_file(&f.to_string_lossy()))
+                        .is_some_and(|m| wanted.contains(&m))
+            })
+        })
+    };
+    scan_image(host, image, select, None)
+}
+
+/// A module file's path relative to its kernel's module folder
+/// (`updates/aacraid.ko`), whether given as an in-image path
+/// (`usr/lib/modules/<kver>/updates/aacraid.ko`) or an absolute one.
+pub fn relative_module_path(path: &str, kver: &str) -> String {
+    let trimmed = path.trim_start_matches('/');
+    for prefix in [
+        format!("lib/modules/{kver}/"),
+        format!("usr/lib/modules/{kver}/"),
+    ] {
+        if let Some(rest) = trimmed.strip_prefix(prefix.as_str()) {
+            return rest.to_string();
+        }
+    }
+    trimmed.to_string()
+}
+
+/// The copy of module `name` that the image's modprobe would load: the one
+/// the image's `modules.dep` lists, or, for an image without one (or without
+/// an entry), the first copy found. `None` when the image holds no copy.
+pub fn member_for<'a>(files: &'a [Member], kver: &str, name: &str) -> Option<&'a Member> {
+    let wanted = modinfo::normalize(name);
+    let is_module = |path: &str| {
+        Path::new(path)
+            .file_name()
+            .and_then(|f| modinfo::module_name_of_file(&f.to_string_lossy()))
+            .as_deref()
+            == Some(wanted.as_str())
+    };
+    let copies: Vec<&Member> = files
+        .iter()
+        .filter(|m| !m.path.ends_with("/modules.dep") && is_module(&m.path))
+        .collect();
+    let listed = files
+        .iter()
+        .find(|m| m.path.ends_with("/modules.dep"))
+        .and_then(|dep| {
+            String::from_utf8_lossy(&dep.data)
+                .lines()
+                .filter_map(|l| l.split(':').next())
+                .map(|p| relative_module_path(p.trim(), kver))
+                .find(|p| is_module(p))
+        });
+    listed
+        .and_then(|rel| {
+            copies
+                .iter()
+                .copied()
+                .find(|m| relative_module_path(&m.path, kver) == rel)
+        })
+        .or_else(|| copies.first().copied())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(path: &str, data: &[u8]) -> Member {
+        Member {
+            path: path.into(),
+            mode: 0o100644,
+            data: data.to_vec(),
+        }
+    }
+
+    #[test]
+    fn the_image_modules_dep_picks_the_copy() {
+        let k = "6.1.0-56-amd64";
+        let intree = member(
+            "usr/lib/modules/6.1.0-56-amd64/kernel/drivers/scsi/aacraid/aacraid.ko",
+            b"old",
+        );
+        let updates = member("usr/lib/modules/6.1.0-56-amd64/updates/aacraid.ko", b"new");
+        let dep = member(
+            "usr/lib/modules/6.1.0-56-amd64/modules.dep",
+            b"kernel/drivers/scsi/sd_mod.ko:\nupdates/aacraid.ko:\n",
+        );
+        let files = vec![intree.clone(), updates.clone(), dep];
+        assert_eq!(member_for(&files, k, "aacraid"), Some(&updates));
+        assert_eq!(
+            member_for(&files[..2], k, "aacraid"),
+            Some(&intree),
+            "no modules.dep: first copy"
+        );
+        assert_eq!(member_for(&files, k, "megaraid_sas"), None);
+        assert_eq!(
+            relative_module_path("/lib/modules/6.1.0-56-amd64/updates/x.ko", k),
+            "updates/x.ko"
+        );
+    }
+}

@@ -1,0 +1,97 @@
+//! The options of `initramfs_regen` (documented in the sidecar), and the
+//! image tool they choose.
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+use linux_host::kernel::KernelSpec;
+use linux_host::{Cmd, Host};
+use serde::{Deserialize, Serialize};
+
+/// Which tool makes images.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ToolChoice {
+    /// dracut where installed, else initramfs-tools.
+    #[default]
+    Auto,
+    /// dracut.
+    Dracut,
+    /// initramfs-tools' `mkinitramfs`.
+    InitramfsTools,
+}
+
+/// Task options.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Options {
+    /// Kernel releases, `running`, or `all`.
+    #[serde(default = "default_kernels")]
+    pub kernels: Vec<KernelSpec>,
+    /// Modules each image must carry as the kernel resolves them.
+    #[serde(default = "default_modules")]
+    pub modules: Vec<String>,
+    /// The tool.
+    #[serde(default)]
+    pub tool: ToolChoice,
+    /// Rebuild even current images.
+    #[serde(default)]
+    pub force: bool,
+    /// Keep the previous image as `<image>.bak`.
+    #[serde(default)]
+    pub backup: bool,
+}
+
+fn default_kernels() -> Vec<KernelSpec> {
+    vec![KernelSpec::All]
+}
+
+fn default_modules() -> Vec<String> {
+    vec!["aacraid".into()]
+}
+
+/// The tool chosen for this host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tool {
+    /// `dracut --force <image> <kver>`.
+    Dracut,
+    /// `mkinitramfs -o <image> <kver>`.
+    InitramfsTools,
+}
+
+impl Tool {
+    /// The program it runs.
+    pub fn program(self) -> &'static str {
+        match self {
+            Tool::Dracut => "dracut",
+            Tool::InitramfsTools => "mkinitramfs",
+        }
+    }
+
+    /// The command that writes `kver`'s image to `output`.
+    pub fn command(self, output: &Path, kver: &str) -> Cmd {
+        match self {
+            Tool::Dracut => Cmd::new("dracut").arg("--force").arg(output).arg(kver),
+            Tool::InitramfsTools => Cmd::new("mkinitramfs").arg("-o").arg(output).arg(kver),
+        }
+    }
+
+    /// The tool `choice` means on `host`; fails when it is not installed.
+    pub fn choose(host: &Host, choice: ToolChoice) -> Result<Tool> {
+        let has = |t: Tool| host.find_program(t.program()).is_ok();
+        match choice {
+            ToolChoice::Dracut if has(Tool::Dracut) => Ok(Tool::Dracut),
+            ToolChoice::InitramfsTools if has(Tool::InitramfsTools) => Ok(Tool::InitramfsTools),
+            ToolChoice::Auto if has(Tool::Dracut) => Ok(Tool::Dracut),
+            ToolChoice::Auto if has(Tool::InitramfsTools) => Ok(Tool::InitramfsTools),
+            ToolChoice::Auto => bail!(
+                "no initramfs tool is installed: neither dracut nor mkinitramfs (initramfs-tools) was found"
+            ),
+            ToolChoice::Dracut => bail!("tool dracut is not installed (dracut was not found)"),
+            ToolChoice::InitramfsTools => bail!(
+                "tool initramfs-tools is not installed (mkinitramfs was not found)"
+            ),
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! Deciding, per kernel, whether its image must be rebuilt: the image must
+//! hold each named module at the path the kernel resolves, with the same
+//! bytes, as the image's own `modules.dep` would load it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+use formats::cpio::Member;
+use formats::modinfo::{sha256_hex, validate_name, ModInfo, Resolution};
+use linux_host::initramfs::{self, member_for, module_files, relative_module_path};
+use linux_host::kmod::{Lookup, Resolved};
+use linux_host::{kernel, DirLock, Host};
+use serde::Serialize;
+
+use crate::options::{Options, Tool};
+use crate::space::check_space;
+
+/// A named module's copy in an image (or the copy it must hold), as shown
+/// in results and diffs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Inside {
+    /// Module name.
+    pub name: String,
+    /// Path relative to the kernel's module folder in the image, or null
+    /// when the image does not hold the module.
+    pub path: Option<String>,
+    /// Its `MODULE_VERSION`.
+    pub version: Option<String>,
+    /// SHA-256 of the file in the image.
+    pub sha256: Option<String>,
+}
+
+impl Inside {
+    /// The copy of `name` an image's modprobe would load, from the image's
+    /// files for kernel `kver`.
+    pub fn of(files: &[Member], kver: &str, name: &str) -> Inside {
+        let member = member_for(files, kver, name);
+        Inside {
+            name: name.to_string(),
+            path: member.map(|m| relative_module_path(&m.path, kver)),
+            version: member.and_then(|m| ModInfo::from_bytes(m.data.clone()).ok()?.version),
+            sha256: member.map(|m| sha256_hex(&m.data)),
+        }
+    }
+
+    /// The copy an image must hold: the file kernel `kver` resolves.
+    fn wanted(kver: &str, name: &str, resolved: &Resolved) -> Option<Inside> {
+        let path = resolved.path()?;
+        Some(Inside {
+            name: name.to_string(),
+            path: Some(
+                path.strip_prefix(kernel::modules_dir(kver))
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|_| relative_module_path(&path.display().to_string(), kver)),
+            ),
+            version: resolved.info().version,
+            sha256: resolved.sha256().map(str::to_string),
+        })
+    }
+
+    /// Whether this copy is `wanted` (same path, same bytes).
+    pub fn is(&self, wanted: &Inside) -> bool {
+        self.path.is_some() && self.path == wanted.path && self.sha256 == wanted.sha256
+    }
+
+    /// `path (version)` for messages.
+    pub fn shown(&self) -> String {
+        format!(
+            "{} ({})",
+            self.path.as_deref().unwrap_or("nothing"),
+            self.version.as_deref().unwrap_or("no version")
+        )
+    }
+}
+
+/// One kernel's part of the plan.
+#[derive(Debug)]
+pub struct KernelPlan {
+    pub kernel: String,
+    pub image: PathBuf,
+    pub exists: bool,
+    pub rebuild: bool,
+    pub reason: String,
+    /// The named modules in the image now.
+    pub before: Vec<Inside>,
+    /// The copies the image must hold (modules built into the kernel need
+    /// none).
+    pub wanted: Vec<Inside>,
+    pub old_mode: Option<u32>,
+}
+
+/// Everything decided before the first change.
+pub struct Plan {
+    pub(crate) tool: Tool,
+    pub(crate) backup: bool,
+    pub(crate) modules: Vec<String>,
+    pub(crate) kernels: Vec<KernelPlan>,
+    pub(crate) warnings: Vec<String>,
+    pub(crate) _locks: Vec<DirLock>,
+}
+
+/// Reads each kernel's resolution and image; decides what to rebuild.
+pub fn plan(o: Options, host: &Host) -> Result<Plan> {
+    if o.modules.is_empty() {
+        bail!("modules must name at least one module");
+    }
+    for m in &o.modules {
+        validate_name(m)?;
+    }
+    let installed = kernel::installed(host)?;
+    let kernels = kernel::select(host, &o.kernels, &installed, |_| true)?;
+    kernel::require_installed(&kernels, &installed)?;
+    if kernels.is_empty() {
+        bail!("no kernel selected: kernels is empty or no kernel is installed");
+    }
+    let tool = Tool::choose(host, o.tool)?;
+    // Hold the module trees (kmod_update writes there) and /boot while
+    // deciding and rebuilding.
+    let mut locks = kernel::lock_trees(host, &kernels)?;
+    locks.push(host.lock_dir(Path::new("/boot"))?);
+    let mut plans = Vec::new();
+    for k in &kernels {
+        plans.push(plan_kernel(host, k, &o)?);
+    }
+    let mut warnings = Vec::new();
+    check_space(host, &plans, o.backup, &mut warnings)?;
+    Ok(Plan {
+        tool,
+        backup: o.backup,
+        modules: o.modules,
+        kernels: plans,
+        warnings,
+        _locks: locks,
+    })
+}
+
+fn plan_kernel(host: &Host, k: &str, o: &Options) -> Result<KernelPlan> {
+    let mut wanted = Vec::new();
+    for name in &o.modules {
+        let resolved = Resolved::read(host, k, name, Lookup::Auto)?;
+        match (&resolved.resolution, &resolved.file) {
+            (Resolution::File(path), Some(file)) if file.sha256.is_none() => bail!(
+                "cannot read {}: {}",
+                path.display(),
+                file.error.as_deref().unwrap_or("unreadable")
+            ),
+            (Resolution::NotFound, _) => bail!(
+                "kernel {k} has no module {name} (modinfo -k {k} -n {name} finds none): install it first"
+            ),
+            // Part of the kernel image itself: nothing to carry.
+            _ => wanted.extend(Inside::wanted(k, name, &resolved)),
+        }
+    }
+    let (image, exists) = initramfs::image_path(host, k);
+    let (before, stale) = if exists {
+        let scan = module_files(host, &image, k, &o.modules)?;
+        let before: Vec<Inside> = o
+            .modules
+            .iter()
+            .map(|name| Inside::of(&scan.files, k, name))
+            .collect();
+        let stale = wanted.iter().find_map(|w| {
+            let inside = before.iter().find(|b| b.name == w.name)?;
+            match &inside.path {
+                None => Some(format!(
+                    "the image lacks {}; the kernel resolves {}",
+                    w.name,
+                    w.shown()
+                )),
+                Some(_) if !inside.is(w) => Some(format!(
+                    "the image holds {}, the kernel resolves {}",
+                    inside.shown(),
+                    w.shown()
+                )),
+                _ => None,
+            }
+        });
+        (before, stale)
+    } else {
+        (Vec::new(), Some("no image".to_string()))
+    };
+    let (rebuild, reason) = match stale {
+        Some(why) => (true, why),
+        None if o.force => (true, "current, rebuilt because force is set".into()),
+        None => (false, "current".into()),
+    };
+    Ok(KernelPlan {
+        kernel: k.to_string(),
+        old_mode: if exists {
+            Some(host.mode(&image)?)
+        } else {
+            None
+        },
+        image,
+        exists,
+        rebuild,
+        reason,
+        before,
+        wanted,
+    })
+}

@@ -1,0 +1,120 @@
+//! The result of a run (or of check mode's prediction): per kernel whether
+//! its image was rebuilt, why, and the named modules inside it before and
+//! after, plus the diff.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use ansible_protocol::{Diff, Response};
+use serde::Serialize;
+
+use crate::options::Tool;
+use crate::plan::{Inside, KernelPlan, Plan};
+
+/// The module's return values (documented in the sidecar's RETURN).
+#[derive(Debug, Serialize)]
+pub struct Return {
+    pub tool: Tool,
+    pub modules: Vec<String>,
+    pub kernels: Vec<KernelResult>,
+}
+
+/// One kernel's part of the result.
+#[derive(Debug, Serialize)]
+pub struct KernelResult {
+    pub kernel: String,
+    pub image: PathBuf,
+    pub rebuilt: bool,
+    pub reason: String,
+    /// The named modules in the image after the run.
+    pub modules: Vec<Inside>,
+    /// The named modules in the image before the run.
+    pub before: Vec<Inside>,
+    pub backup_file: Option<PathBuf>,
+    /// How long the rebuild took.
+    pub seconds: Option<f64>,
+}
+
+impl KernelResult {
+    /// The result for `k`, whose image now holds `modules`.
+    pub fn new(
+        k: &KernelPlan,
+        rebuilt: bool,
+        modules: Vec<Inside>,
+        backup_file: Option<PathBuf>,
+        seconds: Option<f64>,
+    ) -> KernelResult {
+        KernelResult {
+            kernel: k.kernel.clone(),
+            image: k.image.clone(),
+            rebuilt,
+            reason: k.reason.clone(),
+            modules,
+            before: k.before.clone(),
+            backup_file,
+            seconds: seconds.map(|s| (s * 100.0).round() / 100.0),
+        }
+    }
+}
+
+/// `image → {module → {path, version}}`, one side of the diff.
+fn side(kernels: &[KernelResult], pick: fn(&KernelResult) -> &[Inside]) -> impl Serialize + '_ {
+    #[derive(Serialize)]
+    struct Shown<'a> {
+        path: &'a Option<String>,
+        version: &'a Option<String>,
+    }
+    kernels
+        .iter()
+        .map(|r| {
+            let modules: BTreeMap<&str, Shown> = pick(r)
+                .iter()
+                .map(|m| {
+                    (
+                        m.name.as_str(),
+                        Shown {
+                            path: &m.path,
+                            version: &m.version,
+                        },
+                    )
+                })
+                .collect();
+            (r.image.display().to_string(), modules)
+        })
+        .collect::<BTreeMap<_, _>>()
+}
+
+/// The response for `plan` with its kernels' results; `verb` says what
+/// happened to the rebuilt images (`rebuilt`, `would rebuild`).
+pub fn report(plan: Plan, kernels: Vec<KernelResult>, verb: &str) -> Response<Return> {
+    let rebuilt: Vec<String> = kernels
+        .iter()
+        .filter(|k| k.rebuilt)
+        .map(|k| k.image.display().to_string())
+        .collect();
+    let header = "modules inside each image";
+    let diff = Diff::json(
+        header,
+        &side(&kernels, |r| &r.before),
+        &side(&kernels, |r| &r.modules),
+    );
+    Response {
+        changed: !rebuilt.is_empty(),
+        msg: Some(if rebuilt.is_empty() {
+            "every image is current".into()
+        } else {
+            format!(
+                "{verb} with {}: {}",
+                plan.tool.program(),
+                rebuilt.join(", ")
+            )
+        }),
+        diff: Some(diff),
+        warnings: plan.warnings,
+        values: Return {
+            tool: plan.tool,
+            modules: plan.modules,
+            kernels,
+        },
+    }
+}

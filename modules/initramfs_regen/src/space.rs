@@ -1,0 +1,79 @@
+//! The free-space check before any image is rebuilt: a shortfall fails the
+//! run with the numbers, before anything is written.
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+use linux_host::{mounts, Host};
+
+use crate::plan::KernelPlan;
+
+/// New images are about as large as the ones they replace; allow 10% more.
+/// Without a previous image, assume the largest image seen, or 64 MiB.
+pub fn check_space(
+    host: &Host,
+    plans: &[KernelPlan],
+    backup: bool,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let rebuilds: Vec<&KernelPlan> = plans.iter().filter(|p| p.rebuild).collect();
+    let Some(first) = rebuilds.first() else {
+        return Ok(());
+    };
+    let sizes: Vec<Option<u64>> = rebuilds
+        .iter()
+        .map(|p| host.file_size(&p.image).ok())
+        .collect();
+    let fallback = sizes.iter().flatten().max().copied().unwrap_or(64 << 20);
+    let estimates: Vec<u64> = sizes
+        .iter()
+        .map(|s| s.unwrap_or(fallback) / 10 * 11)
+        .collect();
+    // Each new image exists beside its old one until the rename; with
+    // backup the old ones stay.
+    let needed = if backup {
+        estimates.iter().sum()
+    } else {
+        estimates.iter().copied().max().unwrap_or(0)
+    };
+    let dir = first.image.parent().unwrap_or(Path::new("/boot"));
+    let available = match mounts::available_bytes(host, dir) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            warnings.push(format!(
+                "cannot tell the free space in {}: {e:#}",
+                dir.display()
+            ));
+            return Ok(());
+        }
+    };
+    if needed > available {
+        let mib = |b: u64| format!("{:.1} MiB", b as f64 / 1048576.0);
+        let current: Vec<String> = rebuilds
+            .iter()
+            .zip(&sizes)
+            .map(|(p, s)| {
+                format!(
+                    "{} {}",
+                    p.image.display(),
+                    s.map(mib).unwrap_or_else(|| "missing".into())
+                )
+            })
+            .collect();
+        bail!(
+            "not enough room in {}: {} free, rebuilding {} image(s) needs about {} (current images: {}; \
+             10% added for growth{}); nothing was changed",
+            dir.display(),
+            mib(available),
+            rebuilds.len(),
+            mib(needed),
+            current.join(", "),
+            if backup {
+                ", and the old images are kept as backups"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(())
+}
