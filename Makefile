@@ -11,14 +11,13 @@ setup:
 	tests/setup.sh
 
 # Static binaries plus their ansible-doc sidecars, staged where ansible.cfg's
-# `library` points.
+# `library` points. Cargo writes under $CARGO_TARGET_DIR when it is set.
+RELEASE_DIR = $(or $(CARGO_TARGET_DIR),target)/$(TARGET)/release
 build: setup
 	cargo build --release --locked --target $(TARGET) $(addprefix -p ,$(MODULES))
 	mkdir -p library
-	for m in $(MODULES); do \
-	    install -m 0755 target/$(TARGET)/release/$$m library/$$m; \
-	    install -m 0644 modules/$$m/$$m.yml library/$$m.yml; \
-	done
+	install -m 0755 $(addprefix $(RELEASE_DIR)/,$(MODULES)) library/
+	install -m 0644 $(foreach m,$(MODULES),modules/$(m)/$(m).yml) library/
 
 # ansible-lint resolves our modules through ansible.cfg's library: build first.
 lint: build
