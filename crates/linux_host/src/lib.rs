@@ -16,9 +16,11 @@ pub mod kmod;
 pub mod loaded;
 pub mod mounts;
 pub mod pci;
+mod run;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use ansible_protocol::CommandFailed;
 pub use command::{Cmd, Output, ProgramNotFound};
-pub use host::{DirLock, Host, Script};
+pub use host::{DirLock, Host};
+pub use run::Script;

@@ -11,7 +11,8 @@ use linux_host::kmod::{Lookup, Resolved};
 use linux_host::{depmod, kernel, Cmd, Host};
 
 use crate::options::State;
-use crate::plan::{missing_dirs, same_file, Action, KernelPlan, Plan};
+use crate::files::{missing_dirs, same_file};
+use crate::plan::{Action, KernelPlan, Plan};
 use crate::record::{self, Record, Replaced};
 use crate::source::Source;
 use crate::undo::Undo;

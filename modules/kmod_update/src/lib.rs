@@ -11,6 +11,7 @@
 //! so the host ends as it was. Options are documented in `kmod_update.yml`.
 
 mod apply;
+mod files;
 mod options;
 mod plan;
 mod record;

@@ -9,6 +9,7 @@ use linux_host::kmod::{self, Lookup, Resolved};
 use linux_host::{depmod, kernel, mounts, DirLock, Host};
 use serde::Serialize;
 
+use crate::files::{missing_dirs, read_existing, same_file, Existing};
 use crate::options::{validate_dest, Options, State};
 use crate::record::{self, Record};
 use crate::source::{self, Source};
@@ -44,14 +45,6 @@ impl Action {
             Action::Restore => "restore",
         }
     }
-}
-
-/// A file that is at the destination now.
-#[derive(Debug)]
-pub struct Existing {
-    pub data: Vec<u8>,
-    pub sha256: String,
-    pub mode: u32,
 }
 
 /// One kernel's part of the plan.
@@ -381,41 +374,4 @@ impl Planner<'_> {
             best.map_or(Resolution::NotFound, Resolution::File),
         ))
     }
-}
-
-/// Whether two paths name the same file (links followed).
-pub fn same_file(host: &Host, a: &Path, b: &Path) -> bool {
-    a == b || matches!((host.canonicalize(a), host.canonicalize(b)), (Ok(x), Ok(y)) if x == y)
-}
-
-fn read_existing(host: &Host, path: &Path) -> Result<Option<Existing>> {
-    if !host.exists(path) {
-        return Ok(None);
-    }
-    if host.read_link(path).is_ok() {
-        bail!(
-            "{} is a symbolic link: refusing to replace it",
-            path.display()
-        );
-    }
-    let data = host
-        .read(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    let mode = host.mode(path)?;
-    Ok(Some(Existing {
-        sha256: sha256_hex(&data),
-        data,
-        mode,
-    }))
-}
-
-/// Folders from the top down that must be created for `dir` to exist.
-pub fn missing_dirs(host: &Host, dir: &Path) -> Vec<PathBuf> {
-    let mut missing: Vec<PathBuf> = dir
-        .ancestors()
-        .take_while(|d| !host.exists(d))
-        .map(Path::to_path_buf)
-        .collect();
-    missing.reverse();
-    missing
 }
