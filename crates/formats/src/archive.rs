@@ -11,6 +11,8 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use crate::compress::Compression;
+
 /// What to do with symbolic and hard links in an archive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Links {
@@ -51,7 +53,7 @@ pub fn read_tar_gz(bytes: &[u8], links: Links) -> Result<Vec<Entry>> {
     if !bytes.starts_with(&[0x1f, 0x8b]) {
         bail!("not a gzip file");
     }
-    let decoder = flate2::read::GzDecoder::new(bytes);
+    let decoder = Compression::Gzip.decoder(Box::new(std::io::Cursor::new(bytes.to_vec())))?;
     let mut archive = tar::Archive::new(decoder);
     let mut out = Vec::new();
     for entry in archive.entries().context("corrupt gzip or tar data")? {

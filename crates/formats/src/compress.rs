@@ -51,8 +51,9 @@ impl Compression {
     /// The longest magic [`Compression::sniff`] needs to see.
     pub const MAGIC_LEN: usize = 6;
 
-    /// Wraps `input` in a streaming decoder for this format.
-    pub fn decoder<R: Read + Send + 'static>(self, input: R) -> io::Result<Box<dyn Read + Send>> {
+    /// Wraps `input` in a streaming decoder for this format. The input is
+    /// taken boxed so that each decoder is compiled once, whatever reads it.
+    pub fn decoder(self, input: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>> {
         match self {
             Compression::None => Ok(Box::new(input)),
             Compression::Gzip => Ok(Box::new(flate2::read::MultiGzDecoder::new(input))),
@@ -78,7 +79,7 @@ pub fn decode_all(data: Vec<u8>) -> io::Result<Vec<u8>> {
         None | Some(Compression::None) => Ok(data),
         Some(c) => {
             let mut out = Vec::with_capacity(data.len() * 3);
-            c.decoder(io::Cursor::new(data))?.read_to_end(&mut out)?;
+            c.decoder(Box::new(io::Cursor::new(data)))?.read_to_end(&mut out)?;
             Ok(out)
         }
     }

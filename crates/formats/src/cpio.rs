@@ -92,7 +92,7 @@ pub fn scan<R: Read + Send + 'static>(
         let Some(compression) = Compression::sniff(&head) else {
             bail!("unrecognised data at byte {offset} (starts with {head:02x?}): not cpio nor a known compression");
         };
-        let decoder = compression.decoder(raw).with_context(|| {
+        let decoder = compression.decoder(Box::new(raw)).with_context(|| {
             format!("cannot decode the {compression:?} segment at byte {offset}")
         })?;
         let mut inner = Peek::new(decoder);
