@@ -79,7 +79,8 @@ pub fn decode_all(data: Vec<u8>) -> io::Result<Vec<u8>> {
         None | Some(Compression::None) => Ok(data),
         Some(c) => {
             let mut out = Vec::with_capacity(data.len() * 3);
-            c.decoder(Box::new(io::Cursor::new(data)))?.read_to_end(&mut out)?;
+            c.decoder(Box::new(io::Cursor::new(data)))?
+                .read_to_end(&mut out)?;
             Ok(out)
         }
     }

@@ -288,6 +288,7 @@ impl Host {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::command::{Cmd, ProgramNotFound};
 
     #[test]
     fn write_atomic_replaces_whole_file_and_sets_mode() -> Result<()> {

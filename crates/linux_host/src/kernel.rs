@@ -209,7 +209,7 @@ fn trim_zeros(digits: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::Script;
+    use crate::Script;
 
     #[test]
     fn releases_sort_numerically() {

@@ -285,7 +285,7 @@ pub fn resolve_with_modules_dep(host: &Host, kver: &str, name: &str) -> Result<R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::Script;
+    use crate::Script;
     use formats::testing::fake_module;
 
     fn tree() -> Result<(tempfile::TempDir, Host)> {

@@ -81,7 +81,7 @@ pub fn find_banner(log: &str, banner: &str) -> Option<Banner> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::Script;
+    use crate::Script;
 
     #[test]
     fn banner_is_the_last_one() {

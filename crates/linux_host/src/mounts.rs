@@ -95,7 +95,7 @@ pub fn parse_df_available(stdout: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::Script;
+    use crate::Script;
 
     #[test]
     fn df_available() {

@@ -71,7 +71,7 @@ pub fn controllers(host: &Host, driver: &str) -> Result<Vec<Device>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::Script;
+    use crate::Script;
     use std::fs;
 
     #[test]

@@ -97,7 +97,6 @@ impl Host {
     }
 }
 
-
 fn is_executable(path: &Path) -> bool {
     fs::metadata(path)
         .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
@@ -147,4 +146,3 @@ impl Script {
             .ok_or_else(|| anyhow!("test script has no answer for `{cmd}`"))
     }
 }
-

@@ -12,7 +12,7 @@ use linux_host::kmod::{Lookup, ModuleFile, Resolved};
 use linux_host::{Cmd, Host};
 
 use crate::options::State;
-use crate::plan::Plan;
+use crate::plan::{KernelPlan, Plan};
 use crate::report::{Artifact, KernelResult, ModuleNow};
 use crate::source::Install;
 
@@ -39,7 +39,7 @@ pub fn apply(plan: &Plan, host: &Host) -> Result<Vec<KernelResult>> {
         }
     }
     let mut results = Vec::new();
-    for k in &plan.kernels {
+    for KernelPlan { steps: k, artifact } in &plan.kernels {
         if k.build {
             build(
                 host,
@@ -64,7 +64,7 @@ pub fn apply(plan: &Plan, host: &Host) -> Result<Vec<KernelResult>> {
         if k.remove {
             host.run_ok(&base("remove").arg("-k").arg(&k.kernel))?;
         }
-        let artifact = match (&plan.artifacts_dir, &k.artifact) {
+        let artifact = match (&plan.artifacts_dir, artifact) {
             (Some(dir), Some(_)) => {
                 Some(Artifact::Written(plan.build(&k.kernel).write(host, dir)?))
             }
@@ -72,12 +72,7 @@ pub fn apply(plan: &Plan, host: &Host) -> Result<Vec<KernelResult>> {
         };
         let module = (plan.state != State::Absent).then(|| module_now(host, &plan.name, &k.kernel));
         results.push(KernelResult {
-            kernel: k.kernel.clone(),
-            before: k.before.clone(),
-            after: k.after.clone(),
-            build: k.build,
-            install: k.install,
-            remove: k.remove,
+            steps: k.clone(),
             artifact,
             module,
         });

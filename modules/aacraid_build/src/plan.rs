@@ -15,9 +15,9 @@ use crate::artifact::{self, Build};
 use crate::options::{agree, Options, State};
 use crate::source::{self, Install, Source};
 
-/// One kernel's part of the plan.
-#[derive(Debug, Serialize)]
-pub struct KernelPlan {
+/// The DKMS steps for one kernel, and where they take it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Steps {
     pub kernel: String,
     /// Where DKMS stands for this kernel now.
     pub before: Dkms,
@@ -26,6 +26,12 @@ pub struct KernelPlan {
     pub build: bool,
     pub install: bool,
     pub remove: bool,
+}
+
+/// One kernel's part of the plan.
+#[derive(Debug)]
+pub struct KernelPlan {
+    pub steps: Steps,
     pub artifact: Option<artifact::Planned>,
 }
 
@@ -63,7 +69,8 @@ impl Plan {
             || self.remove_all
             || self.mkrpm
             || self.kernels.iter().any(|k| {
-                k.build || k.install || k.remove || k.artifact.as_ref().is_some_and(|a| a.write)
+                let s = &k.steps;
+                s.build || s.install || s.remove || k.artifact.as_ref().is_some_and(|a| a.write)
             })
     }
 }
@@ -148,19 +155,21 @@ pub fn plan(options: Options, host: &Host) -> Result<Plan> {
             _ => None,
         };
         plans.push(KernelPlan {
-            kernel: k.clone(),
-            before,
-            after,
-            build,
-            install,
-            remove,
+            steps: Steps {
+                kernel: k.clone(),
+                before,
+                after,
+                build,
+                install,
+                remove,
+            },
             artifact,
         });
     }
     // `dkms remove --all` covers every kernel at once.
     let remove_all = options.state == State::Absent && options.kernels.is_empty() && added;
     if remove_all {
-        plans.iter_mut().for_each(|p| p.remove = false);
+        plans.iter_mut().for_each(|p| p.steps.remove = false);
     }
     let (install_source, source_described) = match source {
         Some(s) => {

@@ -10,7 +10,7 @@ use linux_host::kmod::Resolved;
 use serde::Serialize;
 
 use crate::artifact::{Planned, Written};
-use crate::plan::{KernelPlan, Plan};
+use crate::plan::{KernelPlan, Plan, Steps};
 
 /// The module's return values (documented in the sidecar's RETURN).
 #[derive(Debug, Serialize)]
@@ -29,12 +29,8 @@ pub struct Return {
 /// One kernel's part of the result.
 #[derive(Debug, Serialize)]
 pub struct KernelResult {
-    pub kernel: String,
-    pub before: Dkms,
-    pub after: Dkms,
-    pub build: bool,
-    pub install: bool,
-    pub remove: bool,
+    #[serde(flatten)]
+    pub steps: Steps,
     /// The artifact as planned (check mode) or as written.
     pub artifact: Option<Artifact>,
     /// What the kernel resolves for the module after a real run.
@@ -70,12 +66,7 @@ impl KernelResult {
     /// The result of `k` as planned.
     pub fn planned(k: KernelPlan) -> KernelResult {
         KernelResult {
-            kernel: k.kernel,
-            before: k.before,
-            after: k.after,
-            build: k.build,
-            install: k.install,
-            remove: k.remove,
+            steps: k.steps,
             artifact: k.artifact.map(Artifact::Planned),
             module: None,
         }
@@ -84,14 +75,14 @@ impl KernelResult {
 
 /// The response for `plan` with its kernels' results.
 pub fn report(plan: &Plan, kernels: Vec<KernelResult>, changed: bool) -> Response<Return> {
-    let side = |pick: fn(&KernelResult) -> &Dkms| -> BTreeMap<&str, &Dkms> {
+    let side = |pick: fn(&Steps) -> &Dkms| -> BTreeMap<&str, &Dkms> {
         kernels
             .iter()
-            .map(|k| (k.kernel.as_str(), pick(k)))
+            .map(|k| (k.steps.kernel.as_str(), pick(&k.steps)))
             .collect()
     };
     let header = format!("dkms {}/{}", plan.name, plan.version);
-    let diff = Diff::json(&header, &side(|k| &k.before), &side(|k| &k.after));
+    let diff = Diff::json(&header, &side(|s| &s.before), &side(|s| &s.after));
     Response {
         changed,
         msg: None,

@@ -61,7 +61,7 @@ fn fresh_host_plans_every_step() -> Result<()> {
         &host,
     )?;
     assert!(plan.add && plan.install_source.is_some() && plan.changed());
-    let k = &plan.kernels[0];
+    let k = &plan.kernels[0].steps;
     assert_eq!(
         (&k.before, &k.after, k.build, k.install),
         (&Dkms::Absent, &Dkms::Installed, true, true)
@@ -91,7 +91,7 @@ fn done_work_is_not_planned_again_in_either_status_format() -> Result<()> {
             &host,
         )?;
         assert!(!plan.changed(), "{status}");
-        assert_eq!(plan.kernels[0].before, Dkms::Installed);
+        assert_eq!(plan.kernels[0].steps.before, Dkms::Installed);
     }
     Ok(())
 }

@@ -10,8 +10,8 @@ use formats::calendar::DateTime;
 use linux_host::kmod::{Lookup, Resolved};
 use linux_host::{depmod, kernel, Cmd, Host};
 
-use crate::options::State;
 use crate::files::{missing_dirs, same_file};
+use crate::options::State;
 use crate::plan::{Action, KernelPlan, Plan};
 use crate::record::{self, Record, Replaced};
 use crate::source::Source;
