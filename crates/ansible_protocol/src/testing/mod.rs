@@ -1,7 +1,10 @@
-//! What every module's unit tests share (enabled by the `testing`
-//! feature): typed options from JSON, and the check that the sidecar
-//! documentation lists exactly the option struct's fields and names the
-//! module ([`sidecar_test!`] writes that test).
+//! What every module's tests share (enabled by the `testing` feature):
+//! typed options from JSON, the check that the sidecar documentation lists
+//! exactly the option struct's fields and names the module
+//! ([`sidecar_test!`](crate::sidecar_test) writes that test), and the
+//! contract tests of the binary ([`contract`]).
+
+pub mod contract;
 
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;
