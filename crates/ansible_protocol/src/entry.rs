@@ -98,9 +98,11 @@ fn execute_unguarded<M: Module>(argv: &[OsString], host: &M::Host) -> (Value, i3
         .collect();
     let ctx = context(&internal);
 
-    let mut result = outcome::<M>(options, &ctx, host);
+    let (mut result, failed) = match outcome::<M>(options, &ctx, host) {
+        Ok(result) => (Value::Object(result), false),
+        Err(result) => (Value::Object(result), true),
+    };
     mask(&mut result, &secrets);
-    let failed = result.get("failed") == Some(&Value::Bool(true));
     (result, i32::from(failed))
 }
 
@@ -165,7 +167,8 @@ fn context(internal: &Map<String, Value>) -> Context {
     }
 }
 
-fn outcome<M: Module>(options: Map<String, Value>, ctx: &Context, host: &M::Host) -> Value {
+/// The result object: `Ok` for a success, `Err` for a failure.
+fn outcome<M: Module>(options: Map<String, Value>, ctx: &Context, host: &M::Host) -> Outcome {
     let names = option_names::<M::Options>();
     let mut unknown: Vec<&str> = options
         .keys()
@@ -183,7 +186,7 @@ fn outcome<M: Module>(options: Map<String, Value>, ctx: &Context, host: &M::Host
             valid.join(", ")
         ));
         result.insert("invocation".into(), invocation::<M>(Value::Object(options)));
-        return Value::Object(result);
+        return Err(result);
     }
     let echoed = Value::Object(options.clone());
     let parsed: M::Options = match from_value(options) {
@@ -191,7 +194,7 @@ fn outcome<M: Module>(options: Map<String, Value>, ctx: &Context, host: &M::Host
         Err(e) => {
             let mut result = failure(format!("invalid options for {}: {e}", M::NAME));
             result.insert("invocation".into(), invocation::<M>(echoed));
-            return Value::Object(result);
+            return Err(result);
         }
     };
     let args = serde_json::to_value(&parsed).unwrap_or(echoed);
@@ -204,23 +207,36 @@ fn outcome<M: Module>(options: Map<String, Value>, ctx: &Context, host: &M::Host
     });
     let mut result = match answer {
         Ok(response) => success(response, ctx),
-        Err(err) => error_result(&err),
+        Err(err) => Err(error_result(&err)),
     };
-    result.insert("invocation".into(), invocation::<M>(args));
-    Value::Object(result)
+    match &mut result {
+        Ok(map) | Err(map) => map.insert("invocation".into(), invocation::<M>(args)),
+    };
+    result
 }
 
-fn success<R: serde::Serialize>(response: Response<R>, ctx: &Context) -> Map<String, Value> {
+/// A result object, as a success or a failure.
+type Outcome = Result<Map<String, Value>, Map<String, Value>>;
+
+fn success<R: serde::Serialize>(response: Response<R>, ctx: &Context) -> Outcome {
     let mut result = match serde_json::to_value(&response) {
         Ok(Value::Object(map)) => map,
-        Ok(_) => return failure("the module's return values are not an object".into()),
-        Err(e) => return failure(format!("cannot encode the module's return values: {e}")),
+        Ok(_) => {
+            return Err(failure(
+                "the module's return values are not an object".into(),
+            ))
+        }
+        Err(e) => {
+            return Err(failure(format!(
+                "cannot encode the module's return values: {e}"
+            )))
+        }
     };
     result.insert("failed".into(), Value::Bool(false));
     if let (true, Some(diff)) = (ctx.diff, response.diff) {
         result.insert("diff".into(), json!(diff));
     }
-    result
+    Ok(result)
 }
 
 fn error_result(err: &anyhow::Error) -> Map<String, Value> {
