@@ -113,7 +113,7 @@ class Lab:
             self.copied.add(binary)
         return f"/usr/local/bin/{binary}"
 
-    def args_file(self, binary, check_mode=False, diff=False, **options):
+    def args_file(self, binary, /, check_mode=False, diff=False, **options):
         """Writes a module's args file the way Ansible does; returns its path."""
         args = json.dumps({**options, "_ansible_check_mode": check_mode, "_ansible_diff": diff,
                            "_ansible_module_name": binary})
