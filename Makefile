@@ -4,6 +4,8 @@ TARGET := x86_64-unknown-linux-musl
 # Module crates are the folders holding a sidecar <name>/<name>.yml.
 MODULES := $(patsubst modules/%/,%,$(dir $(wildcard modules/*/*.yml)))
 VENV := .venv/core-latest
+# VENDOR_VERSION and MODULE_VERSION of the fixture vendor driver.
+include tests/fixtures/version.env
 
 .PHONY: setup build lint unit lab-image system molecule lab lab-clean test bench clean
 
@@ -35,13 +37,20 @@ system: build lab-image
 	$(VENV)/bin/pytest -v tests/system
 
 # The fixture vendor package the Molecule scenarios and the lab build from.
-VENDOR_PACKAGE := tests/fixtures/out/aacraid-dkms-1.2.1.41024.tgz
+VENDOR_PACKAGE := tests/fixtures/out/aacraid-dkms-$(VENDOR_VERSION).tgz
 $(VENDOR_PACKAGE):
-	tests/fixtures/make-vendor-package.sh --version 1.2.1.41024 tests/fixtures/out
+	tests/fixtures/make-vendor-package.sh --version $(VENDOR_VERSION) --module-version $(MODULE_VERSION) tests/fixtures/out
+
+# The scenarios read the fixture from these variables. Their container names end in
+# MOLECULE_RUN_ID, one per checkout (Molecule keeps a scenario's state per project folder),
+# so that runs from two checkouts on one Docker host leave each other's containers alone.
+MOLECULE_RUN_ID ?= $(shell printf %s "$(CURDIR)" | sha256sum | cut -c1-8)
+MOLECULE := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" AACRAID_VENDOR_PACKAGE=$(VENDOR_PACKAGE) \
+	AACRAID_MODULE_VERSION=$(MODULE_VERSION) MOLECULE_RUN_ID=$(MOLECULE_RUN_ID) molecule
 
 molecule: build lab-image $(VENDOR_PACKAGE)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" molecule test -s default
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" molecule test -s fleet
+	$(MOLECULE) test -s default
+	$(MOLECULE) test -s fleet
 
 # The README's first command: a build host and three servers as containers, the rollout,
 # a QEMU boot of one server's new image, the facts table. `make lab-clean` removes it.

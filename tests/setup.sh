@@ -2,8 +2,7 @@
 # Installs everything the build and the tests need on a fresh Debian 12
 # machine, and does nothing when it is already there: apt packages, the
 # musl Rust target, and the Python virtual environments with pinned
-# ansible-core releases (the newest pip resolves here, and 2.16, the last
-# one that still runs Python modules on CentOS 7 hosts).
+# ansible-core releases listed in tests/venvs.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,12 +37,10 @@ make_venv() {
     echo "$stamp" > "$dir/.stamp"
 }
 
-# The newest ansible-core for Python 3.11 (2.19), the `ansible` package of
-# the same line for community.docker, Molecule with the docker driver,
-# ansible-lint and pytest.
-make_venv core-latest \
-    ansible-core==2.19.14 ansible==12.3.0 \
-    molecule==26.10.0 "molecule-plugins[docker]==26.10.12" \
-    ansible-lint==26.10.1 pytest==9.2.0
-# ansible-core 2.16 with the `ansible` 9 collections (community.docker).
-make_venv core-2.16 ansible-core==2.16.19 ansible==9.13.0
+# tests/venvs.txt: name, then requirements (`read -a` splits without globbing), on fd 3
+# so that pip cannot read the list as its stdin.
+while read -r -u 3 name rest; do
+    [[ -z $name || $name == \#* ]] && continue
+    read -ra requirements <<< "$rest"
+    make_venv "$name" "${requirements[@]}"
+done 3< tests/venvs.txt

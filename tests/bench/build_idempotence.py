@@ -7,37 +7,26 @@ Usage (from the repository root, after `make build`):
     .venv/core-latest/bin/python tests/bench/build_idempotence.py
 """
 
-import json
-import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
-from incontainer import sh, timed
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-REPO = Path(__file__).resolve().parents[2]
-VERSION = "1.2.1.41024"
+from lablib import VENDOR_VERSION, Lab, make_vendor_package  # noqa: E402
 
 
 def main():
-    with tempfile.TemporaryDirectory() as tmp:
-        package = subprocess.run([str(REPO / "tests/fixtures/make-vendor-package.sh"), "--version", VERSION, tmp],
-                                 check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
-        name = "aacraid-build-bench"
-        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
-        subprocess.run(["docker", "run", "-d", "--name", name, "aacraid-lab:dracut"], check=True, capture_output=True)
-        try:
-            subprocess.run(["docker", "cp", package, f"{name}:/root/vendor.tgz"], check=True)
-            subprocess.run(["docker", "cp", str(REPO / "library/aacraid_build"), f"{name}:/usr/local/bin/"], check=True)
-            kernels = sh(name, "cat /etc/aacraid-lab/kernels").split()
-            args = {"src": "/root/vendor.tgz", "kernels": kernels, "force": True, "artifacts_dir": "/root/artifacts"}
-            sh(name, f"echo '{json.dumps(args)}' > /tmp/args.json")
-            first, out1 = timed(name, "aacraid_build /tmp/args.json")
-            second, out2 = timed(name, "aacraid_build /tmp/args.json")
-            assert json.loads(out1)["changed"] is True and json.loads(out2)["changed"] is False
-            builds = " && ".join(f"dkms build -m aacraid -v {VERSION} -k {k}" for k in kernels)
-            plain, _ = timed(name, builds)
-        finally:
-            subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    with tempfile.TemporaryDirectory() as tmp, Lab("dracut", prefix="aacraid-build-bench") as lab:
+        package = make_vendor_package(tmp)
+        lab.put(package, "/root/vendor.tgz")
+        kernels = lab.kernels
+        args = {"src": "/root/vendor.tgz", "kernels": kernels, "force": True, "artifacts_dir": "/root/artifacts"}
+        first, out1 = lab.timed_module("aacraid_build", **args)
+        second, out2 = lab.timed_module("aacraid_build", **args)
+        assert out1["changed"] is True and out2["changed"] is False
+        builds = " && ".join(f"dkms build -m aacraid -v {VENDOR_VERSION} -k {k}" for k in kernels)
+        plain, _ = lab.timed(builds)
     print(f"\naacraid_build, kernels {' '.join(kernels)}, timed inside the container\n")
     print("| run | seconds | vs first build |")
     print("|---|---:|---:|")

@@ -15,16 +15,16 @@ Usage (from the repository root, after `make build`):
 """
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = REPO / ".venv/core-latest/bin"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lablib import ANSIBLE, NEWEST, REPO, Lab, timed_playbook  # noqa: E402
+
 TASKS = 20
 IMAGE = "aacraid-lab:dracut-python"
 
@@ -53,13 +53,7 @@ def playbook(body):
 
 
 def run(playbook_path, inventory):
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), PATH=f"{BIN}:{os.environ['PATH']}")
-    start = time.monotonic()
-    proc = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(inventory), str(playbook_path)],
-        cwd=REPO, env=env, capture_output=True, text=True,
-    )
-    elapsed = time.monotonic() - start
+    elapsed, proc = timed_playbook(inventory, playbook_path)
     if proc.returncode != 0 or f"ok={TASKS} " not in proc.stdout:
         sys.exit(f"{playbook_path} failed or skipped tasks:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
     return elapsed
@@ -72,34 +66,29 @@ def main():
 
     subprocess.run([str(REPO / "tests/lab/build-image.sh"), "--python", "dracut"], check=True,
                    stdout=subprocess.DEVNULL)
-    name = f"rdf-bench-{os.getpid()}"
-    subprocess.run(["docker", "run", "-d", "--name", name, IMAGE], check=True, stdout=subprocess.DEVNULL)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            tmp = Path(tmp)
-            targets = {
-                "localhost": f"target ansible_connection=local ansible_python_interpreter={BIN / 'python'}",
-                "lab container": (
-                    f"target ansible_connection=community.docker.docker ansible_host={name} "
-                    "ansible_python_interpreter=/usr/bin/python3"
-                ),
-            }
-            books = {}
-            for kind, body in KINDS.items():
-                books[kind] = tmp / f"{len(books)}.yml"
-                books[kind].write_text(playbook(body))
-            times = {}
-            for target, line in targets.items():
-                inv = tmp / "inventory.ini"
-                inv.write_text(line + "\n")
-                for kind in KINDS:  # warm-up: first runs pay imports and caches
-                    run(books[kind], inv)
-                for _ in range(args.rounds):
-                    for kind in KINDS:  # interleaved, so noise hits every kind alike
-                        times.setdefault((target, kind), []).append(run(books[kind], inv))
-            report(times, targets)
-    finally:
-        subprocess.run(["docker", "rm", "-f", name], stdout=subprocess.DEVNULL)
+    with tempfile.TemporaryDirectory() as tmp, Lab("dracut", image=IMAGE, prefix="rdf-bench") as lab:
+        tmp = Path(tmp)
+        targets = {
+            "localhost": f"target ansible_connection=local ansible_python_interpreter={ANSIBLE[NEWEST] / 'python'}",
+            "lab container": (
+                f"target ansible_connection=community.docker.docker ansible_host={lab.name} "
+                "ansible_python_interpreter=/usr/bin/python3"
+            ),
+        }
+        books = {}
+        for kind, body in KINDS.items():
+            books[kind] = tmp / f"{len(books)}.yml"
+            books[kind].write_text(playbook(body))
+        times = {}
+        for target, line in targets.items():
+            inv = tmp / "inventory.ini"
+            inv.write_text(line + "\n")
+            for kind in KINDS:  # warm-up: first runs pay imports and caches
+                run(books[kind], inv)
+            for _ in range(args.rounds):
+                for kind in KINDS:  # interleaved, so noise hits every kind alike
+                    times.setdefault((target, kind), []).append(run(books[kind], inv))
+        report(times, targets)
 
 
 def report(times, targets):

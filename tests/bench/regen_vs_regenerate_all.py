@@ -12,48 +12,28 @@ Usage (from the repository root, after `make build` and the lab images):
     .venv/core-latest/bin/python tests/bench/regen_vs_regenerate_all.py
 """
 
-import json
-import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
-from incontainer import sh, timed
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-REPO = Path(__file__).resolve().parents[2]
-VERSION = "1.2.1.41024"
-MODULES = ("aacraid_build", "kmod_update", "initramfs_regen")
-
-
-def module(container, name, **args):
-    sh(container, f"echo '{json.dumps(args)}' > /tmp/{name}.json")
-    seconds, out = timed(container, f"{name} /tmp/{name}.json")
-    result = json.loads(out)
-    assert not result.get("failed"), result
-    return seconds, result
+from lablib import VENDOR_VERSION, Lab, make_vendor_package  # noqa: E402
 
 
 def main():
-    name = "aacraid-regen-bench"
-    with tempfile.TemporaryDirectory() as tmp:
-        package = subprocess.run([str(REPO / "tests/fixtures/make-vendor-package.sh"), "--version", VERSION, tmp],
-                                 check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
-        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
-        subprocess.run(["docker", "run", "-d", "--name", name, "aacraid-lab:dracut"], check=True, capture_output=True)
-        try:
-            subprocess.run(["docker", "cp", package, f"{name}:/root/vendor.tgz"], check=True)
-            for m in MODULES:
-                subprocess.run(["docker", "cp", str(REPO / "library" / m), f"{name}:/usr/local/bin/"], check=True)
-            kernels = sh(name, "cat /etc/aacraid-lab/kernels").split()
-            module(name, "aacraid_build", src="/root/vendor.tgz", kernels=kernels, state="built",
-                   artifacts_dir="/root/artifacts")
-            regenerate_all, _ = timed(name, "dracut --regenerate-all --force")
-            idempotent, result = module(name, "initramfs_regen")
-            assert result["changed"] is False, result
-            module(name, "kmod_update", src=f"/root/artifacts/aacraid-{VERSION}-{kernels[0]}.tgz")
-            one_stale, result = module(name, "initramfs_regen")
-            assert [k["rebuilt"] for k in result["kernels"]] == [True, False], result
-        finally:
-            subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    with tempfile.TemporaryDirectory() as tmp, Lab("dracut", prefix="aacraid-regen-bench") as lab:
+        package = make_vendor_package(tmp)
+        lab.put(package, "/root/vendor.tgz")
+        kernels = lab.kernels
+        lab.timed_module("aacraid_build", src="/root/vendor.tgz", kernels=kernels, state="built",
+                         artifacts_dir="/root/artifacts")
+        regenerate_all, _ = lab.timed("dracut --regenerate-all --force")
+        idempotent, result = lab.timed_module("initramfs_regen")
+        assert result["changed"] is False, result
+        lab.timed_module("kmod_update", src=f"/root/artifacts/aacraid-{VENDOR_VERSION}-{kernels[0]}.tgz")
+        one_stale, result = lab.timed_module("initramfs_regen")
+        assert [k["rebuilt"] for k in result["kernels"]] == [True, False], result
     print(f"\ninitramfs images of kernels {' '.join(kernels)} (dracut), timed inside the container\n")
     print("| run | seconds | vs regenerate-all |")
     print("|---|---:|---:|")

@@ -12,51 +12,42 @@ Usage (from the repository root, after `make build` and
     .venv/core-latest/bin/python tests/bench/rollout_vs_notes.py
 """
 
-import json
-import os
-import subprocess
+import contextlib
+import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = REPO / ".venv/core-latest/bin"
-VERSION = "1.2.1.41024"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lablib import MODULE_VERSION, REPO, VENDOR_VERSION, Lab, make_vendor_package, timed_playbook  # noqa: E402
+
 SHAPE = [("build", "dracut", "build_hosts"), ("s1", "dracut", "raid_servers"),
          ("s2", "initramfs-tools", "raid_servers"), ("s3", "initramfs-tools", "raid_servers")]
 
 
-def docker(*args):
-    return subprocess.run(["docker", *args], check=True, capture_output=True, text=True).stdout
-
-
+@contextlib.contextmanager
 def fleet(prefix, suffix, tmp):
-    """Starts the fleet; returns (inventory path, container names)."""
-    names = []
-    groups = {"build_hosts": [], "raid_servers": []}
-    for name, variant, group in SHAPE:
-        full = f"{prefix}-{name}"
-        subprocess.run(["docker", "rm", "-f", full], capture_output=True)
-        docker("run", "-d", "--name", full, f"aacraid-lab:{variant}{suffix}")
-        names.append(full)
-        groups[group].append(full)
-    old = docker("exec", names[-1], "sed", "-n", "2p", "/etc/aacraid-lab/kernels").strip()
-    docker("exec", names[-1], "sh", "-c", f"rm -rf /lib/modules/{old} /boot/*-{old}")
-    inv = Path(tmp) / f"{prefix}.ini"
-    lines = []
-    for group, hosts in groups.items():
-        lines += [f"[{group}]", *hosts]
-    lines += ["[all:vars]", "ansible_connection=community.docker.docker"]
-    inv.write_text("\n".join(lines) + "\n")
-    return inv, names
+    """Starts the fleet (removed on exit); yields (inventory path, containers)."""
+    with contextlib.ExitStack() as stack:
+        hosts = []
+        groups = {"build_hosts": [], "raid_servers": []}
+        for name, variant, group in SHAPE:
+            lab = stack.enter_context(Lab(variant, image=f"aacraid-lab:{variant}{suffix}", prefix=f"{prefix}-{name}"))
+            hosts.append(lab)
+            groups[group].append(lab.name)
+        old = hosts[-1].kernels[1]
+        hosts[-1].sh(f"rm -rf /lib/modules/{old} /boot/*-{old}")
+        inv = Path(tmp) / f"{prefix}.ini"
+        lines = []
+        for group, names in groups.items():
+            lines += [f"[{group}]", *names]
+        lines += ["[all:vars]", "ansible_connection=community.docker.docker"]
+        inv.write_text("\n".join(lines) + "\n")
+        yield inv, hosts
 
 
 def playbook(inv, path, extra):
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    start = time.monotonic()
-    out = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inv), str(path), "-e", json.dumps(extra)],
-                         cwd=REPO, env=env, capture_output=True, text=True)
-    seconds = time.monotonic() - start
+    seconds, out = timed_playbook(inv, path, extra)
     if out.returncode != 0:
         raise SystemExit(f"{path} failed:\n{out.stdout[-3000:]}\n{out.stderr[-2000:]}")
     return seconds
@@ -64,26 +55,17 @@ def playbook(inv, path, extra):
 
 def main():
     with tempfile.TemporaryDirectory() as tmp:
-        package = subprocess.run([str(REPO / "tests/fixtures/make-vendor-package.sh"), "--version", VERSION, tmp],
-                                 check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        package = make_vendor_package(tmp)
         results = {}
-        inv, names = fleet("bench-ours", "", tmp)
-        try:
-            kernels = docker("exec", names[0], "cat", "/etc/aacraid-lab/kernels").split()
+        with fleet("bench-ours", "", tmp) as (inv, hosts):
+            kernels = hosts[0].kernels
             ours = {"aacraid_build_host_package": package, "aacraid_build_host_fetch_dir": f"{tmp}/ours",
-                    "aacraid_server_driver_version": "1.2-1.41024dkms"}
+                    "aacraid_server_driver_version": MODULE_VERSION}
             results["ours"] = [playbook(inv, REPO / "playbooks/aacraid.yml", ours) for _ in range(2)]
-        finally:
-            for n in names:
-                subprocess.run(["docker", "rm", "-f", n], capture_output=True)
-        inv, names = fleet("bench-notes", "-python", tmp)
-        try:
-            notes = {"notes_package": package, "notes_version": VERSION, "notes_kernels": kernels,
+        with fleet("bench-notes", "-python", tmp) as (inv, _):
+            notes = {"notes_package": package, "notes_version": VENDOR_VERSION, "notes_kernels": kernels,
                      "notes_fetch_dir": f"{tmp}/notes"}
             results["notes"] = [playbook(inv, REPO / "tests/bench/notes.yml", notes) for _ in range(2)]
-        finally:
-            for n in names:
-                subprocess.run(["docker", "rm", "-f", n], capture_output=True)
     (o1, o2), (n1, n2) = results["ours"], results["notes"]
     print("\nfleet: dracut build host; dracut, initramfs-tools and one-kernel initramfs-tools servers\n")
     print("| playbook | first run s | second run s |")

@@ -15,7 +15,8 @@ given); 1 banner differs from ``--expect``, timeout, or QEMU ended before the
 banner; 2 the check could not be run (bad arguments, missing files, no QEMU,
 ``docker cp`` failed); 130 interrupted.
 
-Python 3.11 standard library only. See README.md next to this file.
+Python 3.11 standard library only, and docker through tests/lablib.py. See
+README.md next to this file.
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lablib import docker  # noqa: E402
 
 QEMU = "qemu-system-x86_64"
 BANNER = "Adaptec aacraid driver "
@@ -103,8 +109,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def docker_cp(container: str, src: str, dest: str) -> str | None:
     """Copy one file out of a container; returns docker's error text or None."""
     # -L: follow a symlink in the container (e.g. /boot/initrd.img -> ...).
-    r = subprocess.run(["docker", "cp", "-L", f"{container}:{src}", dest],
-                       stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    r = docker("cp", "-L", f"{container}:{src}", dest, check=False)
     return None if r.returncode == 0 else (r.stderr.strip() or f"exit {r.returncode}")
 
 

@@ -14,8 +14,10 @@ cd "$(dirname "$0")/../.."
 
 readonly PREFIX=aacraid-lab
 readonly STATE=.lab
-readonly PACKAGE=tests/fixtures/out/aacraid-dkms-1.2.1.41024.tgz
-readonly DRIVER_VERSION=1.2-1.41024dkms
+# VENDOR_VERSION and MODULE_VERSION of the fixture vendor driver.
+source tests/fixtures/version.env
+readonly PACKAGE=tests/fixtures/out/aacraid-dkms-$VENDOR_VERSION.tgz
+readonly DRIVER_VERSION=$MODULE_VERSION
 readonly VENV=.venv/core-latest/bin
 # name:image, the build host first.
 readonly HOSTS=(

@@ -4,7 +4,7 @@ container that has no Python at all."""
 
 import pytest
 
-from conftest import ANSIBLE, inventory, run_ansible, task_results
+from lablib import ANSIBLE, inventory, run_ansible, task_results
 
 VERSIONS = sorted(ANSIBLE)
 

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import ANSIBLE, REPO
+from lablib import ANSIBLE, REPO
 
 LIMIT = 1024 * 1024
 MODULES = sorted(p.parent.name for p in (REPO / "modules").glob("*/*.yml"))

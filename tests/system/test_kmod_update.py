@@ -9,38 +9,39 @@ bracketed by a hash of every file's content."""
 
 import io
 import json
-import subprocess
 import tarfile
 import threading
 
 import pytest
 
-from conftest import MODULE_VERSION, Lab, inventory, run_ansible, task_results
+from lablib import ANSIBLE, MODULE_VERSION, Lab, inventory, playbook, run_ansible, task_results
 
-WATCHED = "/lib/modules /var/lib/kmod_update"
-UPSTREAM = "1.2.1[50983]-custom"
+WATCHED = ("/lib/modules", "/var/lib/kmod_update")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def server(artifacts):
-    container = Lab("initramfs-tools")
-    for kernel, path in artifacts.items():
-        container.put(path, f"/root/{kernel}.tgz")
-    yield container
-    container.remove()
+    """A fresh initramfs-tools lab container holding each kernel's artifact
+    as /root/<kernel>.tgz, nothing installed."""
+    with Lab("initramfs-tools") as container:
+        container.put_artifacts(artifacts)
+        yield container
+
+
+@pytest.fixture
+def upstream(server):
+    """kernel → version of the lab kernel's own aacraid.ko."""
+    return {k: server.intree_version(k) for k in server.kernels}
 
 
 def listing(lab):
-    return lab.sh(
-        f"mkdir -p /var/lib/kmod_update; find {WATCHED} -printf '%p %y %m %U:%G %s %T@ %C@ %l\\n' | sort | sha256sum"
-    )
+    """Metadata of the watched trees, mtimes and ctimes included."""
+    return lab.tree_hash(*WATCHED, contents=False, times=True)
 
 
 def content_hash(lab):
-    return lab.sh(
-        f"mkdir -p /var/lib/kmod_update; find {WATCHED} -printf '%p %y %m %l\\n' | sort | sha256sum; "
-        f"find {WATCHED} -type f -exec sha256sum {{}} + | sort | sha256sum"
-    )
+    """Names, types, modes, link targets and file contents of the watched trees."""
+    return lab.tree_hash(*WATCHED)
 
 
 def install(lab, kernel, **extra):
@@ -55,7 +56,7 @@ def index_times(lab):
     return lab.sh(f"stat -c '%n %Y %Z' /lib/modules/*/modules.dep /lib/modules/*/modules.dep.bin")
 
 
-def test_install_idempotence_and_absent(server):
+def test_install_idempotence_and_absent(server, upstream):
     lab = server
     pristine = content_hash(lab)
     intree = {k: resolved(lab, k) for k in lab.kernels}
@@ -66,7 +67,7 @@ def test_install_idempotence_and_absent(server):
         assert preview["changed"] is True
         [entry] = preview["kernels"]
         assert (entry["kernel"], entry["action"]) == (k, "install")
-        assert entry["before"]["path"] == intree[k] and entry["before"]["version"] == UPSTREAM
+        assert entry["before"]["path"] == intree[k] and entry["before"]["version"] == upstream[k]
         assert entry["after"]["version"] == MODULE_VERSION
         assert f"/lib/modules/{k}/updates/aacraid.ko" in preview["diff"]["after"]
     assert content_hash(lab) == pristine, "check mode changed the host"
@@ -105,7 +106,7 @@ def test_install_idempotence_and_absent(server):
     assert lab.module("kmod_update", state="absent")["changed"] is False
 
 
-def test_replace_with_backup_then_restore(server):
+def test_replace_with_backup_then_restore(server, upstream):
     lab = server
     k = lab.kernels[0]
     # Someone installed a driver by hand, as the old notes did.
@@ -122,7 +123,7 @@ def test_replace_with_backup_then_restore(server):
     lab.sh(f"rm {backup}")
     restored = lab.module("kmod_update", state="absent", kernels=[k])
     assert restored["kernels"][0]["action"] == "restore"
-    assert restored["kernels"][0]["after"]["version"] == UPSTREAM
+    assert restored["kernels"][0]["after"]["version"] == upstream[k]
     assert content_hash(lab) == by_hand, "absent put the hand-installed file back, mode and all"
     lab.sh(f"rm -r /lib/modules/{k}/updates && depmod -a {k}")
 
@@ -134,7 +135,7 @@ def test_replace_with_backup_then_restore(server):
         ("search built-in updates", "`search built-in updates`) ranks kernel/drivers/scsi/aacraid before updates"),
     ],
 )
-def test_another_file_wins_is_explained_and_undone(server, config, why):
+def test_another_file_wins_is_explained_and_undone(server, upstream, config, why):
     lab = server
     k = lab.kernels[0]
     lab.sh(f"mkdir -p /etc/depmod.d && echo '{config}' > /etc/depmod.d/zz-test.conf && depmod -a {k}")
@@ -144,7 +145,7 @@ def test_another_file_wins_is_explained_and_undone(server, config, why):
         assert result["failed"] is True
         msg = result["msg"]
         assert f"resolves aacraid to /lib/modules/{k}/kernel/drivers/scsi/aacraid/aacraid.ko" in msg, msg
-        assert f"version {UPSTREAM}" in msg and why in msg, msg
+        assert f"version {upstream[k]}" in msg and why in msg, msg
         assert "the host is as it was" in msg, msg
         assert content_hash(lab) == before
     finally:
@@ -171,7 +172,7 @@ def test_bad_inputs_change_nothing(server, tmp_path):
     lab = server
     new, old = lab.kernels
     good = tmp_path / "good.tgz"
-    subprocess.run(["docker", "cp", f"{lab.name}:/root/{new}.tgz", str(good)], check=True)
+    lab.get(f"/root/{new}.tgz", good)
     with tarfile.open(good) as tar:
         manifest = tar.extractfile("manifest.json").read()
         ko = tar.extractfile("aacraid.ko").read()
@@ -219,8 +220,7 @@ def test_bad_inputs_change_nothing(server, tmp_path):
 def test_read_only_destination(artifacts, tmp_path):
     """The destination folder is a read-only mount."""
     k = sorted(artifacts)[0]
-    lab = Lab("dracut", "-v", f"{tmp_path}:/lib/modules/{k}/updates:ro")
-    try:
+    with Lab("dracut", "-v", f"{tmp_path}:/lib/modules/{k}/updates:ro") as lab:
         lab.put(artifacts[k], "/root/a.tgz")
         before = content_hash(lab)
         result = lab.module("kmod_update", src="/root/a.tgz")
@@ -230,8 +230,6 @@ def test_read_only_destination(artifacts, tmp_path):
             f"mounted at /usr/lib/modules/{k}/updates"
         ), result["msg"]
         assert content_hash(lab) == before
-    finally:
-        lab.remove()
 
 
 def test_concurrent_runs_leave_a_consistent_tree(server):
@@ -254,26 +252,21 @@ def test_concurrent_runs_leave_a_consistent_tree(server):
     assert lab.module("kmod_update", state="absent")["changed"] is True
 
 
-@pytest.mark.parametrize("version", ["core-latest", "core-2.16"])
+@pytest.mark.parametrize("version", list(ANSIBLE))
 def test_through_ansible(version, server, tmp_path):
     lab = server
     inv = inventory(tmp_path, lab)
-    playbook = tmp_path / "install.yml"
-    playbook.write_text(
-        "- name: Install\n  hosts: lab\n  gather_facts: false\n  tasks:\n"
-        "    - name: Install the driver artifact for each kernel\n      kmod_update:\n"
-        "        src: /root/{{ item }}.tgz\n        expected_version: " + MODULE_VERSION + "\n"
-        f"      loop: {json.dumps(lab.kernels)}\n"
-    )
-    out, _ = run_ansible(version, "ansible-playbook", "-i", inv, "--check", "--diff", playbook)
+    install = playbook("install")
+    extra = {"kernels": lab.kernels, "expected_version": MODULE_VERSION}
+    out, _ = run_ansible(version, "ansible-playbook", "-i", inv, "--check", "--diff", install, extra_vars=extra)
     assert out["stats"]["lab"]["changed"] == 1
     assert all(r["kernels"][0]["action"] == "install" for r in task_results(out)["lab"]["results"])
     assert lab.sh("ls /lib/modules/*/updates 2>/dev/null || true") == ""
-    out, _ = run_ansible(version, "ansible-playbook", "-i", inv, playbook)
+    out, _ = run_ansible(version, "ansible-playbook", "-i", inv, install, extra_vars=extra)
     assert out["stats"]["lab"]["changed"] == 1
     for k in lab.kernels:
         assert resolved(lab, k) == f"/lib/modules/{k}/updates/aacraid.ko"
-    out, _ = run_ansible(version, "ansible-playbook", "-i", inv, playbook)
+    out, _ = run_ansible(version, "ansible-playbook", "-i", inv, install, extra_vars=extra)
     assert out["stats"]["lab"]["changed"] == 0
     out, _ = run_ansible(version, "ansible", "-i", inv, "lab", "-m", "kmod_update", "-a", "state=absent")
     assert out["stats"]["lab"]["changed"] == 1

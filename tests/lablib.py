@@ -1,0 +1,252 @@
+"""The lab helpers shared by the system tests (tests/system), the benchmarks
+(tests/bench) and the boot check (tests/bootcheck): lab containers, running
+a module binary in one, hashing its trees, and running ansible-core from the
+virtual environments under test. Python 3.11 standard library only.
+
+Scripts outside pytest import it after putting tests/ on sys.path:
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from lablib import Lab
+"""
+
+import json
+import os
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+VARIANTS = ("dracut", "initramfs-tools")
+
+
+def read_env(path):
+    """KEY=VALUE lines of a shell-sourceable file, without comments."""
+    pairs = {}
+    for line in Path(path).read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            pairs[key.strip()] = value.strip()
+    return pairs
+
+
+# The fixture driver: DKMS package version, and the MODULE_VERSION its module reports.
+_FIXTURE = read_env(REPO / "tests/fixtures/version.env")
+VENDOR_VERSION = _FIXTURE["VENDOR_VERSION"]
+MODULE_VERSION = _FIXTURE["MODULE_VERSION"]
+# A vendor package version whose module the tests make fail to compile.
+BROKEN_VERSION = "9.9.9"
+
+
+def _venvs():
+    """Names of the virtual environments tests/setup.sh makes, in file order."""
+    names = []
+    for line in (REPO / "tests/venvs.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            names.append(line.split()[0])
+    return names
+
+
+# ansible-core releases under test, venv name → its bin folder; the first
+# (the newest) also holds the tools: pytest, Molecule, ansible-lint.
+ANSIBLE = {name: REPO / ".venv" / name / "bin" for name in _venvs()}
+NEWEST = next(iter(ANSIBLE))
+
+
+def docker(*args, check=True):
+    """Runs the docker CLI; returns the completed process (text output)."""
+    return subprocess.run(["docker", *args], check=check, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL)
+
+
+def make_vendor_package(out, version=VENDOR_VERSION, module_version=MODULE_VERSION, broken=False):
+    """Path of a fixture vendor package made by
+    tests/fixtures/make-vendor-package.sh in the folder `out`; with
+    module_version None the script derives it from `version`."""
+    options = ["--version", version]
+    if module_version is not None:
+        options += ["--module-version", module_version]
+    if broken:
+        options.append("--broken")
+    made = subprocess.run(
+        [str(REPO / "tests/fixtures/make-vendor-package.sh"), *options, str(out)],
+        check=True, capture_output=True, text=True,
+    )
+    return made.stdout.strip().splitlines()[-1]
+
+
+class Lab:
+    """One running lab container (Debian 12, two real kernels, no Python);
+    a context manager that removes it on exit."""
+
+    def __init__(self, variant, *docker_args, image=None, prefix="rdf-test"):
+        self.variant = variant
+        self.name = f"{prefix}-{variant}-{uuid.uuid4().hex[:6]}"
+        docker("run", "-d", "--name", self.name, *docker_args, image or f"aacraid-lab:{variant}")
+        self.kernels = self.sh("cat /etc/aacraid-lab/kernels").split()
+        self.copied = set()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+    def put(self, source, dest):
+        """Copies a file of this machine into the container."""
+        docker("cp", str(source), f"{self.name}:{dest}")
+
+    def get(self, source, dest):
+        """Copies a file or folder (`folder/.` for its content) of the
+        container to this machine."""
+        docker("cp", f"{self.name}:{source}", str(dest))
+
+    def put_artifacts(self, artifacts):
+        """Copies each kernel's artifact (kernel → path here) to /root/<kernel>.tgz."""
+        for kernel, path in artifacts.items():
+            self.put(path, f"/root/{kernel}.tgz")
+
+    def install(self, binary):
+        """Copies a staged module (library/<binary>) to /usr/local/bin once."""
+        if binary not in self.copied:
+            self.put(REPO / "library" / binary, f"/usr/local/bin/{binary}")
+            self.copied.add(binary)
+        return f"/usr/local/bin/{binary}"
+
+    def args_file(self, binary, /, check_mode=False, diff=False, **options):
+        """Writes a module's args file the way Ansible does; returns its path."""
+        args = json.dumps({**options, "_ansible_check_mode": check_mode, "_ansible_diff": diff,
+                           "_ansible_module_name": binary})
+        path = f"/tmp/args-{uuid.uuid4().hex[:8]}.json"
+        self.sh(f"cat > {path} <<'EOF'\n{args}\nEOF")
+        return path
+
+    def module(self, binary, /, check_mode=False, diff=False, **options):
+        """Runs one of our module binaries (from library/) in the container
+        the way Ansible does: an args file in, one JSON object out; checks
+        that the exit code agrees with `failed`. (`binary` is positional
+        only: `name` is an option of our modules.)"""
+        program = self.install(binary)
+        args_file = self.args_file(binary, check_mode, diff, **options)
+        out = docker("exec", self.name, program, args_file, check=False)
+        self.sh(f"rm -f {args_file}")
+        result = json.loads(out.stdout)
+        assert (out.returncode == 1) == result.get("failed", False), out
+        return result
+
+    def timed(self, command):
+        """Seconds `command` takes inside the container (so neither docker
+        exec nor the host's load between runs is counted), and its output."""
+        out = self.sh(f"s=$(date +%s%N); {{ {command}; }} > /tmp/out 2>&1; e=$(date +%s%N); "
+                      f"echo $(( (e - s) / 1000000 )); cat /tmp/out")
+        ms, _, rest = out.partition("\n")
+        return int(ms) / 1000, rest
+
+    def timed_module(self, binary, /, **options):
+        """Seconds a module run takes inside the container, and its result,
+        which must not be a failure."""
+        args_file = self.args_file(binary, **options)
+        seconds, out = self.timed(f"{self.install(binary)} {args_file}")
+        result = json.loads(out)
+        assert not result.get("failed"), result
+        return seconds, result
+
+    def sh(self, script, check=True):
+        """Runs a shell script in the container; returns stdout."""
+        out = docker("exec", self.name, "sh", "-c", script, check=False)
+        if check and out.returncode != 0:
+            raise AssertionError(f"{script!r} failed ({out.returncode}): {out.stderr}")
+        return out.stdout
+
+    def tree_hash(self, *roots, contents=True, times=False):
+        """A digest of the trees under `roots` (created when missing): every
+        entry's name, type, mode, owner, link target and, but for folders,
+        size; with `contents` the bytes of every file; with `times` also
+        every entry's mtime and ctime (any write, rename, chmod or removal
+        changes them) and folder sizes. Folder sizes are left out otherwise:
+        fuse-overlayfs reports them unsteadily across writes."""
+        where = " ".join(roots)
+        entry = "%p %y %m %U:%G %s %l" + (" %T@ %C@" if times else "")
+        folder = entry if times else "%p %y %m %U:%G"
+        script = (f"mkdir -p {where}; "
+                  f"find {where} \\( -type d -printf '{folder}\\n' \\) -o -printf '{entry}\\n' | sort | sha256sum")
+        if contents:
+            script += f"; find {where} -type f -exec sha256sum {{}} + | sort | sha256sum"
+        return self.sh(script)
+
+    def intree_version(self, kernel):
+        """The version of the kernel's own aacraid.ko (the file itself, not
+        what the kernel resolves)."""
+        path = f"/lib/modules/{kernel}/kernel/drivers/scsi/aacraid/aacraid.ko"
+        version = self.sh(f"modinfo -F version {path}").strip()
+        assert version, f"{path} has no version"
+        return version
+
+    def snapshot(self):
+        """An image of the container as it is now (tag returned); the caller
+        removes it with `docker rmi`."""
+        tag = f"aacraid-lab-snapshot:{self.name}"
+        docker("commit", self.name, tag)
+        return tag
+
+    def remove(self):
+        docker("rm", "-f", self.name, check=False)
+
+
+def ansible_env(version=NEWEST):
+    """The environment for ansible-core of one venv, run from the repository
+    root: ansible.cfg's library applies, the venv comes first on PATH."""
+    return dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+                PATH=f"{ANSIBLE[version]}:{os.environ['PATH']}")
+
+
+def inventory(tmp_path, lab_container=None):
+    """An inventory with `localhost` (local connection) and, when given, the
+    lab container as `lab` over community.docker's docker connection."""
+    lines = ["localhost ansible_connection=local"]
+    if lab_container is not None:
+        lines.append(f"lab ansible_connection=community.docker.docker ansible_host={lab_container.name}")
+    path = Path(tmp_path) / "inventory.ini"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def playbook(name):
+    """Path of a test playbook, tests/system/playbooks/<name>.yml."""
+    return REPO / "tests/system/playbooks" / f"{name}.yml"
+
+
+def run_ansible(version, program, *args, extra_vars=None, check=True):
+    """Runs `ansible` or `ansible-playbook` of one venv from the repository
+    root with the JSON callback, and `extra_vars` as one JSON -e; returns
+    the parsed output and the completed process."""
+    env = dict(ansible_env(version), ANSIBLE_STDOUT_CALLBACK="json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
+    extra = ["-e", json.dumps(extra_vars)] if extra_vars is not None else []
+    proc = subprocess.run(
+        [str(ANSIBLE[version] / program), *map(str, args), *extra],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{program} {args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    start = proc.stdout.find("{")
+    return json.loads(proc.stdout[start:]), proc
+
+
+def task_results(output, task_index=0):
+    """Host → result of one task of the first play."""
+    return output["plays"][0]["tasks"][task_index]["hosts"]
+
+
+def timed_playbook(inventory_path, path, extra_vars=None):
+    """Wall seconds of one ansible-playbook run of the newest venv (default
+    callback), and its completed process."""
+    extra = ["-e", json.dumps(extra_vars)] if extra_vars is not None else []
+    start = time.monotonic()
+    proc = subprocess.run(
+        [str(ANSIBLE[NEWEST] / "ansible-playbook"), "-i", str(inventory_path), str(path), *extra],
+        cwd=REPO, env=ansible_env(), capture_output=True, text=True,
+    )
+    return time.monotonic() - start, proc
