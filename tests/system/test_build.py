@@ -1,15 +1,17 @@
 """The staged modules are what Ansible will copy to every host on every
-task: static x86_64 executables of at most 1 MiB, each with its sidecar
+task: static x86_64 executables of at most 900 KiB, each with its sidecar
 documentation, readable by ansible-doc."""
 
 import json
+import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from lablib import ANSIBLE, REPO
 
-LIMIT = 1024 * 1024
+LIMIT = 900 * 1024
 MODULES = sorted(p.parent.name for p in (REPO / "modules").glob("*/*.yml"))
 
 
@@ -53,7 +55,8 @@ def test_a_panic_in_a_release_build_is_a_failed_result(tmp_path):
     )
     args = tmp_path / "args.json"
     args.write_text("{}")
-    binary = REPO / "target/x86_64-unknown-linux-musl/release/examples/panicking"
+    target = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
+    binary = target / "x86_64-unknown-linux-musl/release/examples/panicking"
     proc = subprocess.run([str(binary), str(args)], capture_output=True, text=True)
     assert proc.returncode == 1
     assert len(proc.stdout.splitlines()) == 1, proc.stdout
