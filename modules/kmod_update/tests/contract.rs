@@ -5,27 +5,10 @@
 ansible_protocol::contract_tests!(
     kmod_update::KmodUpdate,
     env!("CARGO_BIN_EXE_kmod_update"),
-    ["modinfo", "depmod"]
+    ["modinfo", "depmod"],
+    refused: [
+        (r#"{"src": "/root/a.ko", "dest": "../../etc"}"#, "dest must be a relative folder"),
+        (r#"{"kernels": ["../x"]}"#, "option 'kernels': invalid kernel release \"../x\""),
+        (r#"{"kernels": "6.1.0-56-amd64; reboot"}"#, "invalid kernel release"),
+    ]
 );
-
-#[test]
-fn bad_options_run_no_command() {
-    for (args, msg) in [
-        (
-            r#"{"src": "/root/a.ko", "dest": "../../etc"}"#,
-            "dest must be a relative folder",
-        ),
-        (
-            r#"{"kernels": ["../x"]}"#,
-            "option 'kernels': invalid kernel release \"../x\"",
-        ),
-        (
-            r#"{"kernels": "6.1.0-56-amd64; reboot"}"#,
-            "invalid kernel release",
-        ),
-    ] {
-        let s = sandbox();
-        let f = s.args_file(args);
-        s.assert_refused(&[&f], msg);
-    }
-}

@@ -95,10 +95,24 @@ impl Sandbox {
 
 /// The contract tests every module binary shares, for module type `$module`
 /// built as binary `$binary` (`env!("CARGO_BIN_EXE_<name>")`), which may
-/// call `$tools`:
-/// `ansible_protocol::contract_tests!(KmodUpdate, env!("CARGO_BIN_EXE_kmod_update"), ["depmod", "modinfo"]);`
+/// call `$tools`; with `refused`, also that each of those args files is
+/// refused with a message containing its text, before any command:
+/// `ansible_protocol::contract_tests!(KmodUpdate, env!("CARGO_BIN_EXE_kmod_update"), ["depmod", "modinfo"],
+/// refused: [(r#"{"dest": "../x"}"#, "dest must be")]);`
 #[macro_export]
 macro_rules! contract_tests {
+    ($module:ty, $binary:expr, [$($tool:literal),* $(,)?], refused: [$(($args:expr, $msg:expr)),* $(,)?]) => {
+        $crate::contract_tests!($module, $binary, [$($tool),*]);
+
+        #[test]
+        fn bad_options_run_no_command() {
+            for (args, msg) in [$(($args, $msg)),*] {
+                let s = sandbox();
+                let f = s.args_file(args);
+                s.assert_refused(&[&f], msg);
+            }
+        }
+    };
     ($module:ty, $binary:expr, [$($tool:literal),* $(,)?]) => {
         fn sandbox() -> $crate::testing::contract::Sandbox {
             $crate::testing::contract::Sandbox::new($binary, &[$($tool),*])
