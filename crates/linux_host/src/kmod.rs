@@ -38,7 +38,7 @@ impl ModuleFile {
     pub fn read(host: &Host, kver: &str, path: &Path) -> ModuleFile {
         let link_target = host.read_link(path).ok();
         match host.read(path) {
-            Ok(bytes) => ModuleFile::from_bytes(kver, path, link_target, &bytes),
+            Ok(bytes) => ModuleFile::from_bytes(kver, path, link_target, bytes),
             Err(e) => ModuleFile {
                 path: path.to_path_buf(),
                 tree: tree_of(&relative_to(kver, path)),
@@ -55,9 +55,10 @@ impl ModuleFile {
         kver: &str,
         path: &Path,
         link_target: Option<PathBuf>,
-        bytes: &[u8],
+        bytes: Vec<u8>,
     ) -> ModuleFile {
-        let (info, error) = match ModInfo::from_bytes(bytes.to_vec()) {
+        let sha256 = Some(sha256_hex(&bytes));
+        let (info, error) = match ModInfo::from_bytes(bytes) {
             Ok(info) => (info, None),
             Err(e) => (ModInfo::default(), Some(format!("{e:#}"))),
         };
@@ -65,7 +66,7 @@ impl ModuleFile {
             path: path.to_path_buf(),
             tree: tree_of(&relative_to(kver, path)),
             link_target,
-            sha256: Some(sha256_hex(bytes)),
+            sha256,
             info,
             error,
         }
@@ -158,7 +159,7 @@ impl Resolved {
     pub fn predicted(kver: &str, path: &Path, data: &[u8]) -> Resolved {
         Resolved {
             resolution: Resolution::File(path.to_path_buf()),
-            file: Some(ModuleFile::from_bytes(kver, path, None, data)),
+            file: Some(ModuleFile::from_bytes(kver, path, None, data.to_vec())),
         }
     }
 

@@ -48,11 +48,7 @@ impl Inside {
         let path = resolved.path()?;
         Some(Inside {
             name: name.to_string(),
-            path: Some(
-                path.strip_prefix(kernel::modules_dir(kver))
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_else(|_| relative_module_path(&path.display().to_string(), kver)),
-            ),
+            path: Some(relative_module_path(&path.display().to_string(), kver)),
             version: resolved.info().version,
             sha256: resolved.sha256().map(str::to_string),
         })

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 use formats::calendar::DateTime;
-use linux_host::kmod::{Lookup, Resolved};
-use linux_host::{depmod, kernel, Cmd, Host};
+use linux_host::kmod::{self, Lookup, Resolved};
+use linux_host::{depmod, Cmd, Host};
 
 use crate::files::{missing_dirs, same_file};
 use crate::options::State;
@@ -101,8 +101,7 @@ fn depmod(host: &Host, k: &str) -> Result<()> {
 /// The failure message when the kernel resolves another file than the one
 /// installed: which file, and why.
 fn lost(host: &Host, name: &str, k: &str, target: &Path, now: &Resolved) -> String {
-    let root = kernel::modules_dir(k);
-    let relative = |p: &Path| p.strip_prefix(&root).unwrap_or(p).to_path_buf();
+    let relative = |p: &Path| kmod::relative_to(k, p);
     let why = match now.path() {
         Some(winner) => {
             let link = host

@@ -363,11 +363,10 @@ impl Planner<'_> {
     /// one with the best search rank (the check-mode prediction; a real run
     /// reports what modinfo says).
     fn next_copy(&self, k: &str, removed: &Path) -> Result<Resolved> {
-        let root = kernel::modules_dir(k);
         let best = kmod::find_copies(self.host, k, &self.o.name)?
             .into_iter()
             .filter(|p| p != removed)
-            .min_by_key(|p| self.config.rank(p.strip_prefix(&root).unwrap_or(p)));
+            .min_by_key(|p| self.config.rank(&kmod::relative_to(k, p)));
         Ok(Resolved::of(
             self.host,
             k,

@@ -32,7 +32,6 @@ pub fn kernel_facts(
     if !installed {
         return facts;
     }
-    let mut resolved_file: Option<ModuleFile> = None;
     if req.subset.modules {
         let (how, lookup) = if modinfo_present {
             ("modinfo", Lookup::Modinfo)
@@ -42,7 +41,6 @@ pub fn kernel_facts(
         match Resolved::read(host, release, req.name, lookup) {
             Ok(resolved) => {
                 facts.resolved_by = Some(how);
-                resolved_file = resolved.file.clone();
                 facts.resolved = (resolved.resolution != formats::modinfo::Resolution::NotFound)
                     .then(|| ResolvedFacts {
                         vermagic_matches: resolved
@@ -58,14 +56,25 @@ pub fn kernel_facts(
                 req.name
             )),
         }
+        let resolved_file = facts
+            .resolved
+            .as_ref()
+            .and_then(|r| r.resolved.file.as_ref());
         match kmod::find_copies(host, release, req.name) {
             Ok(paths) => {
                 facts.copies = Some(
                     paths
                         .iter()
-                        .map(|p| Copy {
-                            active: resolved_file.as_ref().map(|r| &r.path) == Some(p),
-                            file: ModuleFile::read(host, release, p),
+                        .map(|p| match resolved_file.filter(|r| r.path == *p) {
+                            // The resolved file was read already.
+                            Some(active) => Copy {
+                                active: true,
+                                file: active.clone(),
+                            },
+                            None => Copy {
+                                active: false,
+                                file: ModuleFile::read(host, release, p),
+                            },
                         })
                         .collect(),
                 )
@@ -74,7 +83,11 @@ pub fn kernel_facts(
         }
     }
     if req.subset.initramfs {
-        let image = image_facts(host, release, req.name, resolved_file.as_ref());
+        let resolved_file = facts
+            .resolved
+            .as_ref()
+            .and_then(|r| r.resolved.file.as_ref());
+        let image = image_facts(host, release, req.name, resolved_file);
         if let Some(error) = &image.error {
             notes.warn(format!(
                 "kernel {release}: initramfs {}: {error}",
