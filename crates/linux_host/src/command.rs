@@ -101,33 +101,53 @@ impl Output {
     }
 }
 
-/// A program that is not installed (not on the search path).
+/// A program that is not installed (not on the search path), or found
+/// only where users other than root could have replaced it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProgramNotFound {
     /// The program that was looked for.
     pub program: String,
     /// Where it was looked for.
     pub searched: Vec<PathBuf>,
+    /// Copies that were found but refused, each with the reason.
+    pub refused: Vec<String>,
 }
 
 impl fmt::Display for ProgramNotFound {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "`{}` is not installed (searched ", self.program)?;
         let dirs: Vec<String> = self
             .searched
             .iter()
             .map(|d| d.display().to_string())
             .collect();
+        if self.refused.is_empty() {
+            write!(f, "`{}` is not installed (searched ", self.program)?;
+        } else {
+            write!(
+                f,
+                "`{}` is refused: {}; a tool that runs as root must be writable by root only (searched ",
+                self.program,
+                self.refused.join("; ")
+            )?;
+        }
         write!(f, "{})", dirs.join(":"))
     }
 }
 
 impl std::error::Error for ProgramNotFound {}
 
-/// Directories searched after `$PATH`: Ansible's non-login shell often lacks
-/// the sbin directories where modinfo, depmod and dracut live.
-pub const EXTRA_SEARCH_DIRS: &[&str] =
-    &["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin"];
+/// Directories searched first, before the inherited `$PATH`: a become
+/// method that keeps the user's `PATH` must not make root run the user's
+/// `depmod`. They also cover the sbin folders Ansible's non-login shell
+/// often lacks.
+pub const SYSTEM_SEARCH_DIRS: &[&str] = &[
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+    "/usr/local/sbin",
+    "/usr/local/bin",
+];
 
 #[cfg(test)]
 mod tests {

@@ -9,12 +9,12 @@
 use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 
-use crate::command::EXTRA_SEARCH_DIRS;
+use crate::command::SYSTEM_SEARCH_DIRS;
 use crate::run::Script;
 
 /// The machine a module runs on (or a test's stand-in for it).
@@ -47,6 +47,19 @@ pub struct DirLock {
     _dir: File,
 }
 
+/// A folder made by [`Host::private_dir`]; dropping it removes it.
+pub struct PrivateDir<'a> {
+    host: &'a Host,
+    /// The folder, as the module sees it.
+    pub path: PathBuf,
+}
+
+impl Drop for PrivateDir<'_> {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(self.host.real_path(&self.path));
+    }
+}
+
 /// One entry of a directory listing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DirEntry {
@@ -59,20 +72,14 @@ pub struct DirEntry {
 }
 
 impl Host {
-    /// The real machine: root `/`, programs from `$PATH` plus the sbin folders.
+    /// The real machine: root `/`; programs from the system folders, then
+    /// from the absolute folders of the inherited `$PATH`.
     pub fn system() -> Self {
-        let mut search: Vec<PathBuf> = std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).collect())
-            .unwrap_or_default();
-        for dir in EXTRA_SEARCH_DIRS {
-            let dir = PathBuf::from(dir);
-            if !search.contains(&dir) {
-                search.push(dir);
-            }
-        }
         Host {
             root: PathBuf::from("/"),
-            runner: Runner::Real { search },
+            runner: Runner::Real {
+                search: search_dirs(std::env::var_os("PATH")),
+            },
         }
     }
 
@@ -155,7 +162,7 @@ impl Host {
     }
 
     /// Writes `data` to `path` so that readers see either the old file or the
-    /// whole new one: a temporary file in the same directory is written,
+    /// whole new one: a new temporary file in the same directory is written,
     /// fsynced and renamed over `path`, then the directory is fsynced.
     pub fn write_atomic(&self, path: &Path, data: &[u8], mode: u32) -> Result<()> {
         self.write_atomic_with(path, data, mode, false)
@@ -169,13 +176,9 @@ impl Host {
         let name = target
             .file_name()
             .ok_or_else(|| anyhow!("{} has no file name", path.display()))?;
-        let mut tmp_name = OsString::from(".");
-        tmp_name.push(name);
-        tmp_name.push(format!(".tmp{}", std::process::id()));
-        let tmp = dir.join(tmp_name);
+        let (tmp, mut file) =
+            create_temp(dir, name).with_context(|| format!("cannot write {}", path.display()))?;
         let written = (|| -> io::Result<()> {
-            let mut file = File::create(&tmp)?;
-            file.set_permissions(fs::Permissions::from_mode(mode))?;
             if root {
                 let meta = file.metadata()?;
                 if meta.uid() != 0 || meta.gid() != 0 {
@@ -183,6 +186,7 @@ impl Host {
                 }
             }
             file.write_all(data)?;
+            file.set_permissions(fs::Permissions::from_mode(mode))?;
             file.sync_all()?;
             fs::rename(&tmp, &target)?;
             File::open(dir)?.sync_all()
@@ -198,6 +202,79 @@ impl Host {
     /// `/lib/modules` must be, whoever ran the module.
     pub fn write_atomic_as_root(&self, path: &Path, data: &[u8], mode: u32) -> Result<()> {
         self.write_atomic_with(path, data, mode, true)
+    }
+
+    /// Fails unless `path` lies below `base` (no `..`) and neither it nor a
+    /// folder between `base` and it is a symbolic link: what a module writes
+    /// or removes below `base` must not land anywhere else. Parts that do
+    /// not exist yet are fine.
+    pub fn refuse_links_below(&self, base: &Path, path: &Path) -> Result<()> {
+        let rest = path
+            .strip_prefix(base)
+            .ok()
+            .filter(|r| {
+                r.components().next().is_some()
+                    && r.components().all(|c| matches!(c, Component::Normal(_)))
+            })
+            .ok_or_else(|| anyhow!("{} is not inside {}", path.display(), base.display()))?;
+        let mut at = base.to_path_buf();
+        for part in rest.components() {
+            at.push(part);
+            match fs::symlink_metadata(self.real_path(&at)) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    let to = self
+                        .read_link(&at)
+                        .map(|t| t.display().to_string())
+                        .unwrap_or_default();
+                    bail!(
+                        "{} is a symbolic link (to {to}): nothing is written or removed through a link below {}",
+                        at.display(),
+                        base.display()
+                    );
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates a new folder `<parent>/.<prefix>-<pid>-<n>` that only its
+    /// owner can enter, for files that must not be seen or swapped before
+    /// use (an rpm that `rpm -i` then reads). `parent` must be a real folder
+    /// no user but root (or this process's owner) can write. The folder
+    /// and its files are removed when the guard is dropped.
+    pub fn private_dir(&self, parent: &Path, prefix: &str) -> Result<PrivateDir<'_>> {
+        let real_parent = self.real_path(parent);
+        let meta = fs::symlink_metadata(&real_parent)
+            .with_context(|| format!("cannot use {} for temporary files", parent.display()))?;
+        let me = fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
+        if !meta.is_dir() || (meta.uid() != 0 && meta.uid() != me) || meta.mode() & 0o022 != 0 {
+            bail!(
+                "{} is not a folder only root can write (owner uid {}, mode {:o}): refusing to stage files there",
+                parent.display(),
+                meta.uid(),
+                meta.mode() & 0o7777
+            );
+        }
+        let pid = std::process::id();
+        for n in 0..64 {
+            let path = parent.join(format!(".{prefix}-{pid}-{n}"));
+            match fs::DirBuilder::new()
+                .mode(0o700)
+                .create(self.real_path(&path))
+            {
+                Ok(()) => return Ok(PrivateDir { host: self, path }),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot create {}", path.display()))
+                }
+            }
+        }
+        bail!(
+            "every temporary folder name in {} is taken",
+            parent.display()
+        )
     }
 
     /// Exclusive advisory lock (`flock`) on a directory, held until the
@@ -285,6 +362,52 @@ impl Host {
     }
 }
 
+/// The program search list: the system folders, then the absolute entries
+/// of the inherited search path (a relative or empty entry would search the
+/// current folder, which the user chose).
+fn search_dirs(inherited: Option<OsString>) -> Vec<PathBuf> {
+    let mut search: Vec<PathBuf> = SYSTEM_SEARCH_DIRS.iter().map(PathBuf::from).collect();
+    let inherited = inherited
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    for dir in inherited.into_iter().filter(|d| d.is_absolute()) {
+        if !search.contains(&dir) {
+            search.push(dir);
+        }
+    }
+    search
+}
+
+/// Creates `.<name>.tmp<pid>.<n>` in `dir`, a file no one else had: the
+/// exclusive create fails on anything already there, a symlink included,
+/// and the file stays mode 0600 until its writer gives it its final mode.
+fn create_temp(dir: &Path, name: &std::ffi::OsStr) -> io::Result<(PathBuf, File)> {
+    let pid = std::process::id();
+    for n in 0..64 {
+        let mut tmp_name = OsString::from(".");
+        tmp_name.push(name);
+        tmp_name.push(format!(".tmp{pid}.{n}"));
+        let tmp = dir.join(tmp_name);
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+        {
+            Ok(file) => return Ok((tmp, file)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!(
+            "every temporary name for {} is taken",
+            name.to_string_lossy()
+        ),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,6 +434,163 @@ mod tests {
             .map(|e| e.name)
             .collect();
         assert_eq!(names, ["x.conf"], "no temporary file is left behind");
+        Ok(())
+    }
+
+    /// Attack: a local user plants a symlink (or a file they keep open) at
+    /// the temporary name, so that root's write lands elsewhere or can be
+    /// rewritten before the rename.
+    #[test]
+    fn write_atomic_never_reuses_a_planted_temporary_name() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let host = Host::scripted(dir.path(), Script::new());
+        fs::create_dir_all(dir.path().join("etc"))?;
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "precious")?;
+        let pid = std::process::id();
+        let planted = dir.path().join(format!("etc/.x.conf.tmp{pid}.0"));
+        std::os::unix::fs::symlink(&victim, &planted)?;
+        std::os::unix::fs::symlink(&victim, dir.path().join(format!("etc/.x.conf.tmp{pid}")))?;
+        host.write_atomic(Path::new("/etc/x.conf"), b"new", 0o600)?;
+        assert_eq!(fs::read(&victim)?, b"precious", "the link was not followed");
+        assert_eq!(fs::read(dir.path().join("etc/x.conf"))?, b"new");
+        assert!(fs::symlink_metadata(dir.path().join("etc/x.conf"))?.is_file());
+        assert!(fs::symlink_metadata(&planted)?.file_type().is_symlink());
+        Ok(())
+    }
+
+    #[test]
+    fn links_below_a_base_are_refused() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let host = Host::scripted(dir.path(), Script::new());
+        let base = Path::new("/lib/modules/6.1.0-1");
+        fs::create_dir_all(dir.path().join("lib/modules/6.1.0-1/kernel"))?;
+        fs::create_dir_all(dir.path().join("etc"))?;
+        std::os::unix::fs::symlink(
+            dir.path().join("etc"),
+            dir.path().join("lib/modules/6.1.0-1/updates"),
+        )?;
+        host.refuse_links_below(base, &base.join("kernel/new/aacraid.ko"))?;
+        let through = host
+            .refuse_links_below(base, &base.join("updates/aacraid.ko"))
+            .expect_err("a link on the way");
+        assert!(
+            through
+                .to_string()
+                .contains("/lib/modules/6.1.0-1/updates is a symbolic link"),
+            "{through}"
+        );
+        let last = host
+            .refuse_links_below(base, &base.join("updates"))
+            .expect_err("the path itself is a link");
+        assert!(last.to_string().contains("symbolic link"), "{last}");
+        for outside in [
+            "/etc/cron.d/x",
+            "/lib/modules/6.1.0-1/../x",
+            "/lib/modules/6.1.0-1",
+        ] {
+            let err = host
+                .refuse_links_below(base, Path::new(outside))
+                .expect_err(outside);
+            assert!(err.to_string().contains("is not inside"), "{err}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn private_dir_is_new_closed_and_removed() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let host = Host::scripted(dir.path(), Script::new());
+        fs::create_dir_all(dir.path().join("usr/src"))?;
+        fs::set_permissions(
+            dir.path().join("usr/src"),
+            fs::Permissions::from_mode(0o755),
+        )?;
+        let taken = dir
+            .path()
+            .join(format!("usr/src/.stage-{}-0", std::process::id()));
+        std::os::unix::fs::symlink("/etc", &taken)?;
+        let made = host.private_dir(Path::new("/usr/src"), "stage")?;
+        let real = host.real_path(&made.path);
+        assert_ne!(real, taken, "a taken name is skipped");
+        let meta = fs::symlink_metadata(&real)?;
+        assert!(meta.is_dir());
+        assert_eq!(meta.mode() & 0o7777, 0o700);
+        host.write_atomic(&made.path.join("f"), b"x", 0o600)?;
+        drop(made);
+        assert!(!real.exists(), "removed with its files");
+
+        fs::set_permissions(
+            dir.path().join("usr/src"),
+            fs::Permissions::from_mode(0o777),
+        )?;
+        let err = host
+            .private_dir(Path::new("/usr/src"), "stage")
+            .err()
+            .expect("a world-writable parent");
+        assert!(
+            err.to_string().contains("not a folder only root can write"),
+            "{err}"
+        );
+        Ok(())
+    }
+
+    /// Attack: under a become method that keeps the user's `PATH`, root
+    /// would run the user's `depmod`, or run dracut with the user's folder
+    /// first on its `PATH`.
+    #[test]
+    fn system_folders_come_first_and_relative_entries_are_dropped() {
+        let search = search_dirs(Some(OsString::from("/home/u/bin::.:/usr/sbin:/opt/x/bin")));
+        let system: Vec<PathBuf> = SYSTEM_SEARCH_DIRS.iter().map(PathBuf::from).collect();
+        assert_eq!(search[..system.len()], system[..]);
+        assert_eq!(
+            search[system.len()..],
+            [PathBuf::from("/home/u/bin"), PathBuf::from("/opt/x/bin")]
+        );
+    }
+
+    #[test]
+    fn a_program_others_can_replace_is_refused_and_named() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let open = dir.path().join("open");
+        fs::create_dir(&open)?;
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o777))?;
+        let tool = open.join("kmod-test-tool");
+        fs::write(&tool, "#!/bin/sh\necho replaced\n")?;
+        fs::set_permissions(&tool, fs::Permissions::from_mode(0o755))?;
+        let host = Host {
+            root: PathBuf::from("/"),
+            runner: Runner::Real {
+                search: vec![open.clone()],
+            },
+        };
+        let err = host
+            .find_program("kmod-test-tool")
+            .expect_err("a world-writable folder");
+        assert_eq!(err.refused.len(), 1, "{err}");
+        let shown = err.to_string();
+        assert!(shown.contains("is refused"), "{shown}");
+        assert!(shown.contains("which is writable by every user"), "{shown}");
+        let by_path = host
+            .find_program(&tool.display().to_string())
+            .expect_err("an explicit path is checked too");
+        assert_eq!(by_path.refused.len(), 1, "{by_path}");
+        Ok(())
+    }
+
+    #[test]
+    fn commands_get_a_fixed_environment() -> Result<()> {
+        // Nothing of this process's environment (LD_PRELOAD, BASH_ENV, a
+        // user's HOME with its .rpmmacros) reaches the tools.
+        let out = Host::system().run_ok(&Cmd::new("env"))?;
+        let mut names: Vec<&str> = out
+            .stdout
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(k, _)| k))
+            .collect();
+        names.sort_unstable();
+        assert_eq!(names, ["HOME", "LC_ALL", "PATH"], "{}", out.stdout);
+        assert!(out.stdout.contains("HOME=/root\n"), "{}", out.stdout);
         Ok(())
     }
 

@@ -22,5 +22,5 @@ pub mod testing;
 
 pub use ansible_protocol::CommandFailed;
 pub use command::{Cmd, Output, ProgramNotFound};
-pub use host::{DirLock, Host};
+pub use host::{DirLock, Host, PrivateDir};
 pub use run::Script;

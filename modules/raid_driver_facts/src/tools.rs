@@ -68,9 +68,13 @@ pub fn arcconf_controllers(
 }
 
 fn missing_or_error(tool: &str, e: &anyhow::Error) -> String {
-    if e.downcast_ref::<ProgramNotFound>().is_some() {
-        format!("{tool} is not installed: its facts are null")
-    } else {
-        format!("{tool} failed, its facts are null: {e:#}")
+    match e.downcast_ref::<ProgramNotFound>() {
+        Some(missing) if missing.refused.is_empty() => {
+            format!("{tool} is not installed: its facts are null")
+        }
+        Some(refused) => format!("{tool} is not run, its facts are null: {refused}"),
+        None => {
+            format!("{tool} failed, its facts are null: {e:#}")
+        }
     }
 }

@@ -1,42 +1,32 @@
 //! The contract of a module binary with Ansible, checked by running it: an
 //! args file in, exactly one JSON object out, exit code 1 on failure, and
-//! for bad input no command run at all. Commands are traced by recording
-//! stand-ins for every tool the module may call, alone on `PATH`.
+//! for bad input no command run at all. The binary runs under `strace`,
+//! which records every program it starts: stand-ins on `PATH` no longer
+//! show this, because the modules look in the system folders first.
 //! [`contract_tests!`](crate::contract_tests) writes the tests every
 //! module shares; a module adds its own with [`Sandbox`].
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
 
-/// A folder with recording stand-ins for `tools` and room for args files.
+/// A folder for args files and the trace of the last run, and the tools
+/// the module may call.
 pub struct Sandbox {
     dir: tempfile::TempDir,
     binary: PathBuf,
+    tools: Vec<String>,
 }
 
 impl Sandbox {
-    /// A sandbox to run `binary` in, with stand-ins (that log and fail) for
-    /// each of `tools`.
+    /// A sandbox to run `binary` in, which may call only `tools`.
     pub fn new(binary: &str, tools: &[&str]) -> Sandbox {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        let bin = dir.path().join("bin");
-        std::fs::create_dir(&bin).unwrap_or_else(|e| panic!("mkdir bin: {e}"));
-        for tool in tools {
-            let path = bin.join(tool);
-            let script = format!(
-                "#!/bin/sh\necho \"{tool} $*\" >> '{}'\nexit 1\n",
-                dir.path().join("calls.log").display()
-            );
-            std::fs::write(&path, script).unwrap_or_else(|e| panic!("write stand-in: {e}"));
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-                .unwrap_or_else(|e| panic!("chmod stand-in: {e}"));
-        }
         Sandbox {
             dir,
             binary: PathBuf::from(binary),
+            tools: tools.iter().map(|t| t.to_string()).collect(),
         }
     }
 
@@ -52,23 +42,87 @@ impl Sandbox {
         path
     }
 
-    /// Runs the binary with `argv`; returns (result, exit code, stdout).
+    /// Runs the binary with `argv` under `strace`; returns (result, exit
+    /// code, stdout). Every command it ran must be one of the sandbox's
+    /// tools.
     pub fn run(&self, argv: &[&Path]) -> (Value, i32, String) {
-        let out = Command::new(&self.binary)
+        for old in self.traces() {
+            std::fs::remove_file(self.dir.path().join(format!("trace.{old}")))
+                .unwrap_or_else(|e| panic!("remove an old trace: {e}"));
+        }
+        let out = Command::new("strace")
+            .args(["-ff", "-qq", "-s", "4096", "-e", "signal=none"])
+            .args(["-e", "trace=execve,clone,clone3,fork,vfork", "-o"])
+            .arg(self.trace())
+            .arg(&self.binary)
             .args(argv)
-            .env("PATH", self.dir.path().join("bin"))
             .output()
-            .unwrap_or_else(|e| panic!("run {}: {e}", self.binary.display()));
+            .unwrap_or_else(|e| panic!("run strace {}: {e}", self.binary.display()));
         let stdout =
             String::from_utf8(out.stdout).unwrap_or_else(|e| panic!("stdout is not UTF-8: {e}"));
         let value: Value = serde_json::from_str(stdout.trim_end())
             .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {stdout:?}"));
+        for call in self.calls().lines() {
+            let program = call.split(' ').next().unwrap_or_default();
+            assert!(
+                self.tools.iter().any(|t| t == program),
+                "{} ran {call:?}, which is not among its tools {:?}",
+                self.binary.display(),
+                self.tools
+            );
+        }
         (value, out.status.code().unwrap_or(-1), stdout)
     }
 
-    /// The commands the stand-ins were asked to run, one line each.
+    /// The pids `strace -ff` wrote a trace for.
+    fn traces(&self) -> Vec<String> {
+        std::fs::read_dir(self.dir.path())
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                    .filter_map(|n| n.strip_prefix("trace.").map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn trace(&self) -> PathBuf {
+        self.dir.path().join("trace")
+    }
+
+    /// The commands the last run started itself (not what those commands
+    /// ran in turn), one line each: the program's file name, then its
+    /// arguments. `strace -ff` wrote one trace per process, `trace.<pid>`.
     pub fn calls(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("calls.log")).unwrap_or_default()
+        let trace = |pid: &str| {
+            std::fs::read_to_string(self.dir.path().join(format!("trace.{pid}")))
+                .unwrap_or_default()
+        };
+        let pids = self.traces();
+        let Some(module) = pids
+            .iter()
+            .find(|p| trace(p).contains(&*self.binary.to_string_lossy()))
+        else {
+            return String::new();
+        };
+        let mut calls = String::new();
+        for line in trace(module).lines() {
+            let is_spawn = line.starts_with("clone") || line.contains("fork(");
+            let Some(child) = line.rsplit_once(" = ").map(|(_, r)| r.trim()) else {
+                continue;
+            };
+            if !is_spawn {
+                continue;
+            }
+            let exec = trace(child)
+                .lines()
+                .find(|l| l.starts_with("execve(") && l.ends_with(" = 0"))
+                .map(exec_line);
+            if let Some(exec) = exec {
+                calls.push_str(&exec);
+                calls.push('\n');
+            }
+        }
+        calls
     }
 
     /// Runs the binary with `argv` and checks that it refused: exit 1,
@@ -161,4 +215,25 @@ macro_rules! contract_tests {
             );
         }
     };
+}
+
+/// `execve("/usr/bin/dkms", ["dkms", "status"], …) = 0` as `dkms status`.
+fn exec_line(call: &str) -> String {
+    let path = call
+        .split('"')
+        .nth(1)
+        .and_then(|p| p.rsplit('/').next())
+        .unwrap_or_default();
+    let args = call
+        .split_once(", [")
+        .and_then(|(_, rest)| rest.split_once("], "))
+        .map(|(list, _)| list)
+        .unwrap_or_default();
+    let mut words = vec![path.to_string()];
+    words.extend(
+        args.split("\", \"")
+            .skip(1)
+            .map(|a| a.trim_matches('"').to_string()),
+    );
+    words.join(" ")
 }
