@@ -108,13 +108,13 @@ fn put_source(host: &Host, install: &Install, dir: &Path) -> Result<()> {
             Ok(())
         }
         Install::Rpm { bytes, file_name } => {
-            let tmp = std::env::temp_dir()
-                .join(format!("aacraid_build-{}-{file_name}", std::process::id()));
-            host.write_atomic(&tmp, bytes, 0o600)?;
-            let result = host.run_ok(&Cmd::new("rpm").arg("-i").arg(&tmp));
-            // The package is installed or rpm said why not; the copy is no longer needed.
-            let _ = host.remove_file(&tmp);
-            result
+            // rpm runs the package's scriptlets as root: the file it reads
+            // must be the one checked, in a folder no other user can enter.
+            let parent = dir.parent().unwrap_or(Path::new("/usr/src"));
+            let staging = host.private_dir(parent, "aacraid_build")?;
+            let rpm = staging.path.join("package.rpm");
+            host.write_atomic_as_root(&rpm, bytes, 0o600)?;
+            host.run_ok(&Cmd::new("rpm").arg("-i").arg(&rpm))
                 .map(|_| ())
                 .with_context(|| format!("cannot install {file_name} with rpm"))
         }

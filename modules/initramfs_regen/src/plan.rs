@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
 use formats::cpio::Member;
 use formats::modinfo::{sha256_hex, validate_name, ModInfo, Resolution};
 use linux_host::initramfs::{self, member_for, module_files, relative_module_path};
@@ -180,6 +180,13 @@ fn plan_kernel(host: &Host, k: &str, o: &Options) -> Result<KernelPlan> {
         None if o.force => (true, "current, rebuilt because force is set".into()),
         None => (false, "current".into()),
     };
+    if rebuild {
+        // A bootloader that reads the link's target would keep the old
+        // image while the link became a regular file.
+        let boot = image.parent().unwrap_or(Path::new("/boot"));
+        host.refuse_links_below(boot, &image)
+            .with_context(|| format!("cannot rebuild the image of kernel {k}"))?;
+    }
     Ok(KernelPlan {
         kernel: k.to_string(),
         old_mode: if exists {

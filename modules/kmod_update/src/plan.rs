@@ -213,6 +213,7 @@ impl Planner<'_> {
         check_vermagic(host, k, s, &before, o.force, &mut self.warnings)?;
         let dir = kernel::modules_dir(k).join(dest);
         let target = dir.join(format!("{}{}", o.name, s.extension));
+        host.refuse_links_below(&kernel::modules_dir(k), &target)?;
         for ext in formats::modinfo::EXTENSIONS
             .iter()
             .filter(|e| **e != s.extension)

@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use linux_host::Host;
+use linux_host::{kernel, Host};
 use serde::{Deserialize, Serialize};
 
 /// Where records live.
@@ -60,16 +60,29 @@ pub fn saved_path(kver: &str, name: &str) -> PathBuf {
     kernel_dir(kver).join(format!("{name}.replaced"))
 }
 
-/// The record of `name` for `kver`, if kmod_update installed it.
+/// The record of `name` for `kver`, if kmod_update installed it. The
+/// record folder must hold no symbolic link, and the paths a record names
+/// must lie inside the kernel's own tree, with no link on the way: a
+/// removal trusts them.
 pub fn read(host: &Host, kver: &str, name: &str) -> Result<Option<Record>> {
     let file = path(kver, name);
-    match host.read(&file) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .with_context(|| format!("{} is not a record kmod_update wrote", file.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", file.display())),
+    let var_lib = Path::new(STATE_DIR).parent().unwrap_or(Path::new("/"));
+    for own in [&file, &saved_path(kver, name)] {
+        host.refuse_links_below(var_lib, own)?;
     }
+    let record: Record = match host.read(&file) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not a record kmod_update wrote", file.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", file.display())),
+    };
+    let tree = kernel::modules_dir(kver);
+    for named in std::iter::once(&record.path).chain(&record.created_dirs) {
+        host.refuse_links_below(&tree, named).with_context(|| {
+            format!("{} names a path kmod_update does not touch", file.display())
+        })?;
+    }
+    Ok(Some(record))
 }
 
 /// Kernels holding a record of `name`.
