@@ -244,3 +244,45 @@ fn a_failing_tool_leaves_the_image_and_reports_its_output() -> Result<()> {
     assert!(!dir.path().join(tmp.trim_start_matches('/')).exists());
     Ok(())
 }
+
+/// Attack (or accident): `/boot/initrd.img-<k>` is a link to the file the
+/// bootloader reads. Renaming a new image over the link leaves that file
+/// old while every later run reads the new link target and says current.
+#[test]
+fn a_stale_image_behind_a_link_is_refused_a_current_one_is_read() -> Result<()> {
+    let stale = image(K, INTREE, &module("old"));
+    let current = image(K, UPDATES, &module("new"));
+    let old = image(OLD, INTREE, &module("old"));
+    for (target, refused) in [(&stale, true), (&current, false)] {
+        let (dir, host) = host(
+            &[
+                ("/boot/real-image".to_string(), target.clone()),
+                (format!("/boot/initrd.img-{OLD}"), old.clone()),
+            ],
+            dracut(),
+        );
+        std::os::unix::fs::symlink(
+            "real-image",
+            dir.path().join(format!("boot/initrd.img-{K}")),
+        )?;
+        let planned =
+            InitramfsRegen::plan(options(json!({"kernels": [K]})), &Context::default(), &host);
+        match planned {
+            Err(e) if refused => {
+                let msg = format!("{e:#}");
+                assert!(
+                    msg.contains(&format!(
+                        "/boot/initrd.img-{K} is a symbolic link (to real-image)"
+                    )),
+                    "{msg}"
+                );
+            }
+            Ok(plan) if !refused => assert!(!plan.kernels[0].rebuild),
+            other => panic!(
+                "refused: {refused}, got {:?}",
+                other.map(|p| p.kernels.len())
+            ),
+        }
+    }
+    Ok(())
+}

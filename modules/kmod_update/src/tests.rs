@@ -284,3 +284,65 @@ fn backup_names_follow_ansible() {
         PathBuf::from("/lib/modules/k/updates/aacraid.ko.2026-11-25@15:59:59~")
     );
 }
+
+/// Attack: `updates` (or a folder of a custom `dest`) is a link to `/etc`;
+/// mkdir, the temporary file, the rename and the backup would all land
+/// there.
+#[test]
+fn refuses_a_destination_reached_through_a_link() -> Result<()> {
+    let ko = module("aacraid", "1", VERMAGIC);
+    for (dest, link) in [("updates", "updates"), ("extra/vendor", "extra")] {
+        let (dir, host) = host_with(
+            &[("/root/aacraid.ko", ko.clone()), ("/etc/motd", vec![])],
+            INTREE,
+        );
+        std::os::unix::fs::symlink(
+            dir.path().join("etc"),
+            dir.path().join(format!("lib/modules/{K}/{link}")),
+        )?;
+        let msg = plan_error(&host, json!({"src": "/root/aacraid.ko", "dest": dest}));
+        assert!(
+            msg.contains(&format!("/lib/modules/{K}/{link} is a symbolic link")),
+            "{msg}"
+        );
+    }
+    Ok(())
+}
+
+/// Attack: a record rewritten to name `/etc/passwd` (or `/etc` among the
+/// folders it created), or a record folder that is a link, would make
+/// `state: absent` remove files outside the kernel's tree.
+#[test]
+fn refuses_records_that_point_outside_their_kernel() -> Result<()> {
+    let record = |path: &str, dirs: &[&str]| {
+        serde_json::to_vec(&json!({"path": path, "sha256": "00", "version": null,
+                                   "created_dirs": dirs, "replaced": null}))
+        .expect("json")
+    };
+    let ours = format!("/lib/modules/{K}/updates/aacraid.ko");
+    let at = format!("/var/lib/kmod_update/{K}/aacraid.json");
+    for bad in [
+        record("/etc/passwd", &[]),
+        record(&ours, &["/etc"]),
+        record(&format!("/lib/modules/{K}/../../../etc/passwd"), &[]),
+    ] {
+        let (_dir, host) = host_with(&[(&at, bad), ("/etc/passwd", b"root".to_vec())], INTREE);
+        let msg = plan_error(&host, json!({"state": "absent"}));
+        assert!(
+            msg.contains("names a path kmod_update does not touch"),
+            "{msg}"
+        );
+    }
+    let (dir, host) = host_with(&[("/etc/aacraid.json", record(&ours, &[]))], INTREE);
+    std::fs::create_dir_all(dir.path().join("var/lib/kmod_update"))?;
+    std::os::unix::fs::symlink(
+        dir.path().join("etc"),
+        dir.path().join(format!("var/lib/kmod_update/{K}")),
+    )?;
+    let msg = plan_error(&host, json!({"state": "absent"}));
+    assert!(
+        msg.contains(&format!("/var/lib/kmod_update/{K} is a symbolic link")),
+        "{msg}"
+    );
+    Ok(())
+}
