@@ -136,17 +136,18 @@ impl fmt::Display for ProgramNotFound {
 
 impl std::error::Error for ProgramNotFound {}
 
-/// Directories searched first, before the inherited `$PATH`: a become
-/// method that keeps the user's `PATH` must not make root run the user's
-/// `depmod`. They also cover the sbin folders Ansible's non-login shell
-/// often lacks.
+/// Directories searched first, before the inherited `$PATH`, in the order
+/// of sudo's `secure_path` (root's own overrides in `/usr/local` first): a
+/// become method that keeps the user's `PATH` must not make root run the
+/// user's `depmod`. They also cover the sbin folders Ansible's non-login
+/// shell often lacks.
 pub const SYSTEM_SEARCH_DIRS: &[&str] = &[
+    "/usr/local/sbin",
+    "/usr/local/bin",
     "/usr/sbin",
     "/usr/bin",
     "/sbin",
     "/bin",
-    "/usr/local/sbin",
-    "/usr/local/bin",
 ];
 
 #[cfg(test)]
