@@ -174,6 +174,13 @@ class Lab:
             script += f"; find {where} -type f -exec sha256sum {{}} + | sort | sha256sum"
         return self.sh(script)
 
+    def pretend_rpm_based(self):
+        """Makes this Debian container look rpm-based to aacraid_build with a
+        root-owned wrapper, /usr/local/sbin/rpm: /bin/sh is "owned" by a
+        package, and installs go to the real rpm (Debian's rpm wants
+        --force-debian). Remove /usr/local/sbin/rpm to undo."""
+        self.sh("cat > /usr/local/sbin/rpm <<'EOF'\n" + RPM_HOST + "EOF\nchmod 755 /usr/local/sbin/rpm")
+
     def intree_version(self, kernel):
         """The version of the kernel's own aacraid.ko (the file itself, not
         what the kernel resolves)."""
@@ -191,6 +198,15 @@ class Lab:
 
     def remove(self):
         docker("rm", "-f", self.name, check=False)
+
+
+RPM_HOST = """#!/bin/sh
+case "$1 $2" in
+    "-qf /bin/sh") echo bash-5.1.8-9.el9.x86_64; exit 0 ;;
+esac
+[ "$1" = "-i" ] && { shift; exec /usr/bin/rpm -i --force-debian "$@"; }
+exec /usr/bin/rpm "$@"
+"""
 
 
 def ansible_env(version=NEWEST):

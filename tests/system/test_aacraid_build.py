@@ -178,20 +178,8 @@ def test_dkms_2x_paths(lab):
         lab.sh(f"dkms remove -m aacraid -v {VERSION} --all || true")
 
 
-RPM_HOST = """#!/bin/sh
-# Makes this Debian container look rpm-based to aacraid_build: /bin/sh is
-# "owned" by a package, and installs go to the real rpm (Debian's rpm wants
-# --force-debian to install).
-case "$1 $2" in
-    "-qf /bin/sh") echo bash-5.1.8-9.el9.x86_64; exit 0 ;;
-esac
-[ "$1" = "-i" ] && { shift; exec /usr/bin/rpm -i --force-debian "$@"; }
-exec /usr/bin/rpm "$@"
-"""
-
-
 def test_rpm_based_host_installs_the_rpm_with_rpm(lab):
-    lab.sh(f"cat > /usr/local/sbin/rpm <<'EOF'\n{RPM_HOST}EOF\nchmod 755 /usr/local/sbin/rpm")
+    lab.pretend_rpm_based()
     lab.sh(f"dkms remove -m aacraid -v {VERSION} --all || true; rm -rf /usr/src/aacraid-{VERSION}")
     try:
         result = run_module(lab, src="/root/good.tgz", kernels=[lab.kernels[0]], state="built")
