@@ -11,6 +11,7 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
@@ -281,11 +282,39 @@ impl Host {
     /// returned guard is dropped. Opening a directory writes nothing, so
     /// this works on read-only file systems and in check mode.
     pub fn lock_dir(&self, path: &Path) -> Result<DirLock> {
+        self.lock_dir_within(path, LOCK_WAIT)
+    }
+
+    /// [`Host::lock_dir`], failing after `wait` with a message that names
+    /// the process holding the lock.
+    pub fn lock_dir_within(&self, path: &Path, wait: Duration) -> Result<DirLock> {
         let dir = File::open(self.real_path(path))
             .with_context(|| format!("cannot open {} to lock it", path.display()))?;
-        dir.lock()
-            .with_context(|| format!("cannot lock {}", path.display()))?;
-        Ok(DirLock { _dir: dir })
+        let deadline = Instant::now() + wait;
+        loop {
+            match dir.try_lock() {
+                Ok(()) => return Ok(DirLock { _dir: dir }),
+                Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    let holder = dir
+                        .metadata()
+                        .ok()
+                        .and_then(|m| lock_holder(m.dev(), m.ino()))
+                        .unwrap_or_else(|| "another process".to_string());
+                    bail!(
+                        "{} is still locked by {holder} after {} s: another run is working on it; \
+                         retry when it is done",
+                        path.display(),
+                        wait.as_secs()
+                    );
+                }
+                Err(fs::TryLockError::Error(e)) => {
+                    return Err(e).with_context(|| format!("cannot lock {}", path.display()))
+                }
+            }
+        }
     }
 
     /// The path with every symlink resolved, as the module sees it (a test
@@ -360,6 +389,34 @@ impl Host {
         fs::create_dir_all(self.real_path(path))
             .with_context(|| format!("cannot create directory {}", path.display()))
     }
+}
+
+/// How long [`Host::lock_dir`] waits: longer than a slow initramfs rebuild
+/// of several kernels, short enough that a hung run is reported.
+pub const LOCK_WAIT: Duration = Duration::from_secs(20 * 60);
+
+/// Who holds a `flock` on the file `dev`:`ino`, from `/proc/locks`
+/// (`1: FLOCK ADVISORY WRITE <pid> <major>:<minor>:<inode> 0 EOF`), as
+/// `pid <pid> (<command line>)`.
+fn lock_holder(dev: u64, ino: u64) -> Option<String> {
+    // Linux's dev_t packing (major bits 8-19 and 32-43, minor the rest).
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    let wanted = format!("{major:02x}:{minor:02x}:{ino}");
+    let locks = fs::read_to_string("/proc/locks").ok()?;
+    let pid = locks.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields.get(1) == Some(&"FLOCK") && fields.get(5) == Some(&wanted.as_str()))
+            .then(|| fields.get(4).map(|p| p.to_string()))
+            .flatten()
+    })?;
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let shown: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    Some(format!("pid {pid} ({})", shown.join(" ")))
 }
 
 /// The program search list: the system folders, then the absolute entries
@@ -591,6 +648,30 @@ mod tests {
         names.sort_unstable();
         assert_eq!(names, ["HOME", "LC_ALL", "PATH"], "{}", out.stdout);
         assert!(out.stdout.contains("HOME=/root\n"), "{}", out.stdout);
+        Ok(())
+    }
+
+    #[test]
+    fn a_held_lock_is_waited_for_then_reported_with_its_holder() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let host = Host::scripted(dir.path(), Script::new());
+        fs::create_dir(dir.path().join("boot"))?;
+        let held = host.lock_dir(Path::new("/boot"))?;
+        let started = Instant::now();
+        let err = host
+            .lock_dir_within(Path::new("/boot"), Duration::from_millis(300))
+            .expect_err("the lock is held");
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!(
+                "/boot is still locked by pid {} (",
+                std::process::id()
+            )),
+            "{msg}"
+        );
+        drop(held);
+        host.lock_dir_within(Path::new("/boot"), Duration::from_millis(300))?;
         Ok(())
     }
 

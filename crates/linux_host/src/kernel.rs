@@ -109,17 +109,22 @@ pub fn require_installed(kernels: &[String], installed: &[String]) -> Result<()>
     }
 }
 
-/// Locks the module folders of `kernels` (see [`Host::lock_dir`]), always in
-/// name order so that runs of different modules cannot deadlock; a module
-/// that also locks `/boot` takes it after these.
+/// Locks the module folders of `kernels` (see [`Host::lock_dir`]), each
+/// once by its real path (two releases may name one folder through a link,
+/// and a second lock of it from this process would wait for the first),
+/// always in path order so that runs of different modules cannot deadlock;
+/// a module that also locks `/boot` takes it after these.
 pub fn lock_trees(host: &Host, kernels: &[String]) -> Result<Vec<DirLock>> {
-    let mut sorted: Vec<&String> = kernels.iter().collect();
-    sorted.sort();
-    sorted.dedup();
-    sorted
-        .into_iter()
-        .map(|k| host.lock_dir(&modules_dir(k)))
-        .collect()
+    let mut dirs: Vec<PathBuf> = kernels
+        .iter()
+        .map(|k| {
+            host.canonicalize(&modules_dir(k))
+                .unwrap_or_else(|_| modules_dir(k))
+        })
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    dirs.iter().map(|d| host.lock_dir(d)).collect()
 }
 
 /// Refuses a kernel release that could not be a directory name under
@@ -261,6 +266,27 @@ mod tests {
             err.map(|e| e.to_string()).as_deref(),
             Some("kernel x is not installed (no module tree /lib/modules/x with modules.order)")
         );
+        Ok(())
+    }
+
+    /// Two releases naming one folder (`/lib/modules/<alias>` a link to
+    /// another kernel's tree) used to be locked twice and wait forever.
+    #[test]
+    fn a_tree_reached_through_a_link_is_locked_once() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        std::fs::create_dir_all(dir.path().join("lib/modules/6.1.0-1"))?;
+        std::os::unix::fs::symlink("6.1.0-1", dir.path().join("lib/modules/alias"))?;
+        let root = dir.path().to_path_buf();
+        let (done, wait) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let host = Host::scripted(root, Script::new());
+            let locks = lock_trees(&host, &["alias".to_string(), "6.1.0-1".to_string()]);
+            let _ = done.send(locks.map(|l| l.len()).map_err(|e| e.to_string()));
+        });
+        let locked = wait
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .map_err(|_| anyhow::anyhow!("lock_trees hung"))?;
+        assert_eq!(locked, Ok(1));
         Ok(())
     }
 
