@@ -52,6 +52,17 @@ pub fn guard() {
     });
 }
 
+/// A folder of its own for the test `name`, made once per process and kept
+/// until it ends: properties that need files rewrite them in place rather
+/// than make a temporary folder per case.
+pub fn scratch(name: &str) -> std::path::PathBuf {
+    static ROOT: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let root = ROOT.get_or_init(|| tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}")));
+    let dir = root.path().join(name);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    dir
+}
+
 /// The soft address-space limit now in force, from `/proc/self/limits`.
 pub fn current_limit() -> Option<u64> {
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
