@@ -14,7 +14,9 @@
 //!   `setrlimit` call and no counting allocator). An allocation beyond it
 //!   fails, and Rust aborts the whole test binary with "memory allocation
 //!   of N bytes failed": a parser that trusts a size field to size a buffer
-//!   cannot pass. No input here is larger than a few hundred KiB, so no
+//!   cannot pass (a fallible reservation, as in `Read::read_to_end`, fails
+//!   with an `OutOfMemory` error instead, which the properties of
+//!   `formats` count as a failure too). No input here is larger than a few hundred KiB, so no
 //!   honest parse comes near the limit. `address_space_limit_is_enforced`
 //!   checks, in a child process, that the limit really stops a large
 //!   allocation.
