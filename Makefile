@@ -34,7 +34,7 @@ unit: setup
 
 # The long sweep of those property tests: FUZZ_SCALE times the cases of
 # `make unit` (see crates/formats/tests/harness/mod.rs).
-FUZZ_SCALE ?= 20
+FUZZ_SCALE ?= 10
 FUZZ_CRATES := formats linux_host ansible_protocol
 fuzz:
 	FUZZ_SCALE=$(FUZZ_SCALE) cargo test --locked $(addprefix -p ,$(FUZZ_CRATES)) --test fuzz
