@@ -16,10 +16,10 @@
 //!   of N bytes failed": a parser that trusts a size field to size a buffer
 //!   cannot pass (a fallible reservation, as in `Read::read_to_end`, fails
 //!   with an `OutOfMemory` error instead, which the properties of `formats`
-//!   count as a failure too). No input here is larger than a few KiB, so no
-//!   honest parse comes near the limit. An abort ends the binary before
-//!   proptest can shrink or record the input: the backtrace names the
-//!   property, and the input has to be rebuilt by hand.
+//!   count as a failure too). No input here is larger than a few tens of
+//!   KiB, so no honest parse comes near the limit. An abort ends the
+//!   binary before proptest can shrink or record the input: the backtrace
+//!   names the property, and the input has to be rebuilt by hand.
 //!   `address_space_limit_is_enforced` checks, in a child process, that the
 //!   limit really stops a large allocation.
 //! - **Regressions.** proptest stores each failing input's seed in
