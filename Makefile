@@ -7,7 +7,7 @@ VENV := .venv/core-latest
 # VENDOR_VERSION and MODULE_VERSION of the fixture vendor driver.
 include tests/fixtures/version.env
 
-.PHONY: setup build lint unit lab-image system molecule lab lab-clean test bench clean
+.PHONY: setup build lint unit fuzz lab-image system molecule lab lab-clean test bench clean
 
 setup:
 	tests/setup.sh
@@ -27,8 +27,17 @@ lint: build
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ansible-lint --profile production playbooks/ roles/ molecule/
 
+# Includes the bounded property tests of every parser of outside bytes
+# (crates/*/tests/fuzz.rs), each under its own address-space limit.
 unit: setup
 	INSTA_UPDATE=no cargo test --locked --workspace
+
+# The long sweep of those property tests: FUZZ_SCALE times the cases of
+# `make unit` (see crates/formats/tests/harness/mod.rs).
+FUZZ_SCALE ?= 10
+FUZZ_CRATES := formats linux_host ansible_protocol
+fuzz:
+	FUZZ_SCALE=$(FUZZ_SCALE) cargo test --locked $(addprefix -p ,$(FUZZ_CRATES)) --test fuzz
 
 lab-image: setup
 	tests/lab/build-image.sh all

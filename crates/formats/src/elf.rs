@@ -34,14 +34,22 @@ pub fn modinfo_section(elf: &[u8]) -> Result<Vec<(String, String)>> {
         )
     };
     let section = |index: u16| -> Result<(u32, u64, u64)> {
-        let base = usize::try_from(shoff)? + usize::from(index) * usize::from(shentsize);
+        // Header offsets are the file's word: a forged one must not wrap.
+        let base = usize::try_from(shoff)
+            .ok()
+            .and_then(|off| off.checked_add(usize::from(index) * usize::from(shentsize)))
+            .context("ELF section header offset overflows")?;
         Ok(if class64 {
-            (rd.u32(base)?, rd.u64(base + 0x18)?, rd.u64(base + 0x20)?)
+            (
+                rd.u32(base)?,
+                rd.u64(base.saturating_add(0x18))?,
+                rd.u64(base.saturating_add(0x20))?,
+            )
         } else {
             (
                 rd.u32(base)?,
-                u64::from(rd.u32(base + 0x10)?),
-                u64::from(rd.u32(base + 0x14)?),
+                u64::from(rd.u32(base.saturating_add(0x10))?),
+                u64::from(rd.u32(base.saturating_add(0x14))?),
             )
         })
     };
@@ -83,9 +91,9 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn bytes<const N: usize>(&self, at: usize) -> Result<[u8; N]> {
-        let slice = self
-            .elf
-            .get(at..at + N)
+        let slice = at
+            .checked_add(N)
+            .and_then(|end| self.elf.get(at..end))
             .context("ELF header points past the end of the file")?;
         let mut out = [0; N];
         out.copy_from_slice(slice);
@@ -148,6 +156,17 @@ mod tests {
             "6.1.0-56-amd64 SMP preempt mod_unload modversions "
         );
         Ok(())
+    }
+
+    /// Found by `tests/fuzz.rs` (`elf_forged_header_fields`): a section
+    /// header offset near `u64::MAX` overflowed the offset arithmetic.
+    #[test]
+    fn forged_section_header_offsets_are_errors() {
+        for shoff in [u64::MAX, u64::MAX - 0x10, u64::MAX - 0x40 * 2] {
+            let mut elf = fake_module(&[("version", "1")]);
+            elf[0x28..0x30].copy_from_slice(&shoff.to_le_bytes());
+            assert!(modinfo_section(&elf).is_err(), "{shoff:#x}");
+        }
     }
 
     #[test]

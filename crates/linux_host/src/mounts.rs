@@ -85,11 +85,12 @@ pub fn available_bytes(host: &Host, path: &Path) -> Result<u64> {
     parse_df_available(&out.stdout).with_context(|| format!("unexpected output of `{cmd}`"))
 }
 
-/// The available-space field of `df -Pk` output, in bytes.
+/// The available-space field of `df -Pk` output, in bytes; `None` when the
+/// output has no such number, or one too large to be bytes in a `u64`.
 pub fn parse_df_available(stdout: &str) -> Option<u64> {
     let line = stdout.lines().nth(1)?;
     let kib: u64 = line.split_whitespace().nth(3)?.parse().ok()?;
-    Some(kib * 1024)
+    kib.checked_mul(1024)
 }
 
 #[cfg(test)]
@@ -103,6 +104,17 @@ mod tests {
                    tmpfs                51200 40000     11200      79% /boot\n";
         assert_eq!(parse_df_available(out), Some(11200 * 1024));
         assert_eq!(parse_df_available("Filesystem\n"), None);
+    }
+
+    /// Found by `tests/fuzz.rs` (`df_available_any_number`): a field above
+    /// `u64::MAX / 1024` overflowed the conversion to bytes.
+    #[test]
+    fn df_available_too_large_is_not_a_number_of_bytes() {
+        let out = "Filesystem 1024-blocks Used Available Capacity Mounted on\n\
+                   /dev/x 1 2 18014398509481984 3% /boot\n";
+        assert_eq!(parse_df_available(out), None);
+        let out = out.replace("18014398509481984", "18014398509481983");
+        assert_eq!(parse_df_available(&out), Some(18014398509481983 * 1024));
     }
 
     const MOUNTS: &str = "\
