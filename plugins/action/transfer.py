@@ -183,7 +183,7 @@ class ActionModule(ActionBase):
         words = out.get("stdout", "").strip()
         size, _, kind = words.partition(" ")
         if out.get("rc") != 0 or not size.isdigit() or kind not in ("regular file", "regular empty file"):
-            shown = words or out.get("stderr", "").strip()
+            shown = (words or out.get("stderr", "").strip())[:200]
             raise Refused(f"{path} on the build host is not a regular file ({shown!r})")
         if int(size) > MAX_ARTIFACT_BYTES:
             raise Refused(f"{path} holds {size} bytes, more than the {MAX_ARTIFACT_BYTES} an artifact may")

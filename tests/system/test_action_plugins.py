@@ -2,7 +2,8 @@
 the vendor package goes from the controller to a Python-free build host,
 the artifacts come back to the controller (fetched only when their checksum
 differs), and go out to a Python-free server, through ansible-core's
-docker connection alone."""
+docker connection alone; and a build host whose result lies about its
+artifacts gets nothing onto the controller."""
 
 import hashlib
 import json
