@@ -113,3 +113,54 @@ def test_build_host_role_refuses_a_shell_command_as_kernel(version, vendor_packa
         assert lab.sh("ls /tmp/pwned 2>&1 || true").strip().endswith("No such file or directory")
         assert lab.tree_hash(*BUILD_HOST_TREES, contents=False, times=True) == before
         assert not fetch_dir.exists()
+
+
+SERVER_ROLE_PLAYBOOK = """---
+- name: Install on a server
+  hosts: liar
+  gather_facts: false
+  roles:
+    - role: aacraid_server
+      vars:
+        aacraid_server_package_version: "1.0"
+        aacraid_server_artifacts_dir: "{{ artifacts_dir }}"
+"""
+
+
+@pytest.mark.parametrize("version", list(ANSIBLE))
+def test_server_reporting_a_path_as_kernel_release(version, tmp_path):
+    """Attack: a compromised RAID server reports the kernel release
+    `x/../../secret`; roles/aacraid_server names the artifact to upload
+    `<artifacts_dir>/aacraid-1.0-x/../../secret.tgz`, which Ansible folds to
+    a controller file outside the artifacts folder, and uploaded it to that
+    server. Now the role refuses the release, naming the server and the
+    value, before any upload: no byte of the file reaches the server (a
+    copier on the server watching Ansible's temporary folder finds
+    nothing)."""
+    controller = tmp_path / "controller"
+    (controller / "artifacts").mkdir(parents=True)
+    (controller / "secret.tgz").write_text("controller secret 5f1c")
+    with Lab("dracut") as server:
+        bad = "x/../../secret"
+        lying_facts_module(tmp_path, [server.kernels[0], bad])
+        inv = tmp_path / "inventory.ini"
+        inv.write_text(f"liar ansible_connection=community.docker.docker ansible_host={server.name}\n")
+        book = tmp_path / "server.yml"
+        book.write_text(SERVER_ROLE_PLAYBOOK)
+        server.sh("mkdir -p /root/stolen /root/.ansible/tmp; nohup sh -c 'while :; do "
+                  "cp -r /root/.ansible/tmp/. /root/stolen/ 2>/dev/null; done' >/dev/null 2>&1 &")
+        before = server.tree_hash("/lib/modules", "/boot", contents=False, times=True)
+
+        out, proc = run_ansible(version, "ansible-playbook", "-i", inv, book, check=False,
+                                extra_vars={"artifacts_dir": str(controller / "artifacts")})
+
+        assert proc.returncode != 0
+        tasks = out["plays"][0]["tasks"]
+        failed = [t for t in tasks if t["hosts"].get("liar", {}).get("failed")]
+        assert len(failed) == 1
+        assert failed[0]["task"]["name"] == "aacraid_server : Refuse kernel releases the modules would refuse"
+        assert failed[0]["hosts"]["liar"]["msg"].startswith("liar: kernels whose release is not a plain release")
+        assert json.dumps([bad]) in failed[0]["hosts"]["liar"]["msg"]
+        assert tasks[-1] is failed[0], "no task ran after the refusal"
+        assert server.sh("grep -rl 'controller secret 5f1c' /root/stolen || true") == ""
+        assert server.tree_hash("/lib/modules", "/boot", contents=False, times=True) == before
