@@ -12,25 +12,94 @@
 #   same SHA-256 is already there; a fetched copy is checked and counts as a
 #   change. In check mode nothing is fetched; `fetched` says what would be.
 #
+# The module's result is the build host's word and is not trusted: an
+# artifact is fetched only when it is `<artifacts_dir>/<name>-<version>-<kernel>.tgz`
+# for a kernel the task asked for (name, version and kernel checked with the
+# modules' own rules), it is a regular file on the host of at most
+# MAX_ARTIFACT_BYTES, and it arrives as a regular file of that size at most
+# (the cap also binds while the connection writes it). Every artifact is
+# staged in a private folder inside fetch_dir and renamed into place only
+# after all of them matched their SHA-256; a failure removes the folder and
+# leaves fetch_dir as it was.
+#
 # Options are documented in the modules' sidecars (library/<name>.yml).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import posixpath
+import re
+import resource
+import shlex
+import shutil
+import signal
+import stat
 import tempfile
 
-from ansible.errors import AnsibleActionFail
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
+# An artifact holds one kernel's few module files (aacraid.ko is about 0.3 MiB);
+# 64 MiB leaves room for modules built with debug information.
+MAX_ARTIFACT_BYTES = 64 << 20
 
-def sha256_of(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
+# The modules' rules: formats::modinfo::validate_name (name),
+# aacraid_build's PACKAGE_VERSION check (version), linux_host::kernel::validate_release (kernel).
+NAME = re.compile(r"[A-Za-z0-9_-]{1,56}")
+VERSION = re.compile(r"[A-Za-z0-9._+~-]+")
+RELEASE = re.compile(r"(?!\.\.?\Z)[A-Za-z0-9._+~-]+")
+SHA256 = re.compile(r"[0-9a-f]{64}")
+KERNEL_WORDS = ("running", "all")
+
+
+class Refused(Exception):
+    """An artifact this plugin will not fetch, or a fetch that went wrong;
+    the task fails with this message."""
+
+
+def sha256_of(path, limit=None):
+    """SHA-256 of a regular file (never through a symlink), or None when
+    there is none at `path`; fails when the file holds more than `limit`
+    bytes."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise Refused(f"{path} is not a regular file ({e.strerror})") from e
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise Refused(f"{path} is not a regular file")
+        digest = hashlib.sha256()
+        size = 0
         for block in iter(lambda: f.read(1 << 20), b""):
+            size += len(block)
+            if limit is not None and size > limit:
+                raise Refused(f"{path} holds more than {limit} bytes")
             digest.update(block)
     return digest.hexdigest()
+
+
+def full(pattern, value):
+    return isinstance(value, str) and pattern.fullmatch(value) is not None
+
+
+@contextlib.contextmanager
+def file_size_cap(limit):
+    """No file written by this process or the programs it starts (docker cp,
+    scp, sftp) grows past `limit` bytes: the write fails with EFBIG instead
+    of SIGXFSZ killing the writer."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    cap = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
 
 
 class ActionModule(ActionBase):
@@ -47,7 +116,11 @@ class ActionModule(ActionBase):
                 args["remote_src"] = True
             result = self._execute_module(module_name=self._task.action, module_args=args, task_vars=task_vars)
             if fetch_dir and not result.get("failed"):
-                self._fetch_artifacts(result, fetch_dir)
+                try:
+                    self._fetch_artifacts(result, args, fetch_dir)
+                except Refused as e:
+                    result["failed"] = True
+                    result["msg"] = str(e)
             return result
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
@@ -60,33 +133,117 @@ class ActionModule(ActionBase):
         self._fixup_perms2((tmpdir, remote), execute=False)
         return remote
 
-    def _fetch_artifacts(self, result, fetch_dir):
-        fetch_dir = os.path.expanduser(fetch_dir)
-        fetched = []
-        for kernel in result.get("kernels", []):
-            artifact = kernel.get("artifact")
+    def _expected_artifacts(self, result, args):
+        """(remote path, file name, sha256) of each artifact the
+        result names, once each has been checked against what the task asked
+        for and the modules' rules."""
+        name, version, kernels = result.get("name"), result.get("version"), result.get("kernels")
+        if not full(NAME, name):
+            raise Refused(f"the module returned an invalid package name {name!r}")
+        if not full(VERSION, version):
+            raise Refused(f"the module returned an invalid package version {version!r}")
+        if not isinstance(kernels, list) or not all(isinstance(k, dict) for k in kernels):
+            raise Refused("the module returned no list of kernels")
+        asked = args.get("kernels") or []
+        if isinstance(asked, str):
+            asked = asked.split(",")
+        asked = [str(k).strip() for k in asked]
+        only = None if any(k in KERNEL_WORDS for k in asked) else set(asked)
+        artifacts_dir = args.get("artifacts_dir")
+        expected, seen = [], set()
+        for entry in kernels:
+            artifact = entry.get("artifact")
             if not artifact:
                 continue
-            remote = artifact["path"]
-            local = os.path.join(fetch_dir, os.path.basename(remote))
+            kernel = entry.get("kernel")
+            if not full(RELEASE, kernel) or kernel in KERNEL_WORDS:
+                raise Refused(f"the module returned an invalid kernel release {kernel!r}")
+            if only is not None and kernel not in only:
+                raise Refused(f"the module returned an artifact for kernel {kernel}, which the task did not ask for")
+            if kernel in seen:
+                raise Refused(f"the module returned kernel {kernel} twice")
+            seen.add(kernel)
+            file_name = f"{name}-{version}-{kernel}.tgz"
+            path = artifact.get("path") if isinstance(artifact, dict) else None
+            if not isinstance(artifacts_dir, str) or path != posixpath.join(artifacts_dir, file_name):
+                raise Refused(
+                    f"the module returned the artifact path {path!r} for kernel {kernel}; "
+                    f"only {posixpath.join(str(artifacts_dir), file_name)!r} is fetched")
             want = artifact.get("sha256")
-            have = sha256_of(local) if os.path.exists(local) else None
-            needed = want is None or want != have
-            if needed and not self._task.check_mode:
-                os.makedirs(fetch_dir, exist_ok=True)
-                fd, part = tempfile.mkstemp(dir=fetch_dir, prefix=".fetch-")
-                os.close(fd)
+            if not (want is None and self._task.check_mode) and not full(SHA256, want):
+                raise Refused(f"the module returned an invalid sha256 {want!r} for {path}")
+            expected.append((path, file_name, want))
+        return expected
+
+    def _check_remote_file(self, path):
+        """Fails unless `path` is a regular file on the host of at most
+        MAX_ARTIFACT_BYTES (the fetch enforces the cap again: a host can lie
+        here too)."""
+        out = self._low_level_execute_command(f"LC_ALL=C stat -c '%s %F' -- {shlex.quote(path)}")
+        words = out.get("stdout", "").strip()
+        size, _, kind = words.partition(" ")
+        if out.get("rc") != 0 or not size.isdigit() or kind not in ("regular file", "regular empty file"):
+            shown = (words or out.get("stderr", "").strip())[:200]
+            raise Refused(f"{path} on the build host is not a regular file ({shown!r})")
+        if int(size) > MAX_ARTIFACT_BYTES:
+            raise Refused(f"{path} holds {size} bytes, more than the {MAX_ARTIFACT_BYTES} an artifact may")
+
+    def _fetch_artifacts(self, result, args, fetch_dir):
+        fetch_dir = os.path.abspath(os.path.expanduser(fetch_dir))
+        plan = []
+        for remote, file_name, want in self._expected_artifacts(result, args):
+            local = os.path.join(fetch_dir, file_name)
+            have = sha256_of(local) if os.path.lexists(local) else None
+            plan.append((remote, local, want, want is None or want != have))
+        result["fetched"] = [{"path": r, "local": loc, "fetched": needed} for r, loc, _, needed in plan]
+        todo = [(r, loc, want) for r, loc, want, needed in plan if needed]
+        if not todo or self._task.check_mode:
+            result["changed"] = result.get("changed", False) or bool(todo)
+            return
+        for remote, _, _ in todo:
+            self._check_remote_file(remote)
+
+        # The highest folder this run creates, removed again if the fetch fails.
+        created = None
+        if not os.path.lexists(fetch_dir):
+            created = fetch_dir
+            while not os.path.lexists(os.path.dirname(created)):
+                created = os.path.dirname(created)
+        try:
+            self._fetch_into(fetch_dir, todo)
+        except BaseException:
+            if created is not None:
+                shutil.rmtree(created, ignore_errors=True)
+            raise
+        result["changed"] = True
+
+    def _fetch_into(self, fetch_dir, todo):
+        """Fetches each (remote, local, sha256) into a private folder in
+        fetch_dir, and moves them to their names once all of them match."""
+        staging = None
+        try:
+            os.makedirs(fetch_dir, exist_ok=True)
+            staging = tempfile.mkdtemp(dir=fetch_dir, prefix=".fetch-")
+            staged = []
+            for i, (remote, local, want) in enumerate(todo):
+                part = os.path.join(staging, str(i))
                 try:
-                    self._connection.fetch_file(remote, part)
-                    got = sha256_of(part)
-                    if got != want:
-                        raise AnsibleActionFail(f"fetched {remote} has sha256 {got}, the module reported {want}")
-                    os.chmod(part, 0o644)
-                    os.replace(part, local)
-                finally:
-                    if os.path.exists(part):
-                        os.unlink(part)
-            fetched.append({"path": remote, "local": local, "fetched": needed})
-        result["fetched"] = fetched
-        if any(f["fetched"] for f in fetched):
-            result["changed"] = True
+                    with file_size_cap(MAX_ARTIFACT_BYTES):
+                        self._connection.fetch_file(remote, part)
+                except Exception as e:
+                    raise Refused(
+                        f"cannot fetch {remote} (an artifact may hold at most {MAX_ARTIFACT_BYTES} bytes): {e}") from e
+                if not os.path.lexists(part) or not stat.S_ISREG(os.lstat(part).st_mode):
+                    raise Refused(f"{remote} did not arrive as a regular file")
+                got = sha256_of(part, MAX_ARTIFACT_BYTES)
+                if got != want:
+                    raise Refused(f"fetched {remote} has sha256 {got}, the module reported {want}")
+                os.chmod(part, 0o644)
+                staged.append((part, local))
+            for part, local in staged:
+                os.replace(part, local)
+        except OSError as e:
+            raise Refused(f"cannot store the artifacts in {fetch_dir}: {e}") from e
+        finally:
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
