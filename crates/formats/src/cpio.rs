@@ -61,18 +61,21 @@ pub struct Scan {
 }
 
 impl Scan {
-    /// Compression of the last segment walked (for an initramfs, what
-    /// `lsinitrd` calls the image's compression).
+    /// Compression of the last compressed segment, or `None` when none
+    /// is (for an initramfs, what `lsinitrd` calls the image's
+    /// compression, even with an uncompressed archive appended).
     pub fn compression(&self) -> Compression {
         self.segments
-            .last()
+            .iter()
+            .rev()
             .map(|s| s.compression)
+            .find(|c| *c != Compression::None)
             .unwrap_or(Compression::None)
     }
 }
 
-/// Walks every segment read from `input`, keeping the entries (but
-/// folders) whose path `select` accepts.
+/// Walks every segment read from `input`, keeping the entries, folders
+/// aside, whose path `select` accepts.
 pub fn scan<R: Read + Send + 'static>(
     input: R,
     mut select: impl FnMut(&str) -> bool,
@@ -453,6 +456,8 @@ pub(crate) mod tests {
                 let scan = walk(image)?;
                 let kinds: Vec<_> = scan.segments.iter().map(|s| s.compression).collect();
                 assert_eq!(kinds, [c1, c2]);
+                let last_compressed = if c2 == Compression::None { c1 } else { c2 };
+                assert_eq!(scan.compression(), last_compressed);
                 assert_eq!(
                     paths(&scan),
                     [

@@ -224,3 +224,35 @@ fn identity(conf: &Conf, shown: &str) -> Result<(String, String, Vec<String>)> {
     }
     Ok((name, version, modules))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+    use linux_host::testing::root_with;
+    use linux_host::Script;
+
+    /// A source folder holding a setuid, world-writable file: its bits
+    /// were copied as they were into /usr/src.
+    #[test]
+    fn folder_sources_lose_setuid_and_world_write() -> Result<()> {
+        let dir = root_with(&[
+            (
+                "/root/src/dkms.conf",
+                &b"PACKAGE_NAME=aacraid\nPACKAGE_VERSION=1.0\n"[..],
+            ),
+            ("/root/src/tool", b"#!/bin/sh\n"),
+        ]);
+        let tool = dir.path().join("root/src/tool");
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o6777))?;
+        let host = Host::scripted(dir.path(), Script::new());
+        let source = read(&host, Path::new("/root/src"), false)?;
+        let Install::Files(files) = source.install else {
+            panic!("a folder source outside /usr/src is copied")
+        };
+        let tool = files.iter().find(|f| f.path == "tool").context("tool")?;
+        assert_eq!(tool.mode, 0o775);
+        Ok(())
+    }
+}
