@@ -8,12 +8,12 @@
 //! device and fifo entries are refused, and, depending on [`Links`], links.
 //! The decompressed archive may not pass [`ARCHIVE_MAX`].
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::compress::{Buffered, Compression};
+use crate::compress::{Buffered, Compression, Stream};
 use crate::limits::{Limit, ARCHIVE_MAX};
 use crate::path;
 
@@ -131,8 +131,31 @@ fn read_capped(bytes: &[u8], links: Links, cap: u64) -> Result<Vec<Entry>> {
     if out.is_empty() {
         bail!("the archive is empty");
     }
+    check_end(archive.into_inner())?;
     path::check_tree(out.iter().map(|e| (e.path.as_str(), e.kind == Kind::Dir)))?;
     Ok(out)
+}
+
+/// After the end-of-archive blocks only zero padding may follow, up to the
+/// end of the gzip stream and after it: entries in a second gzip member
+/// (which GNU tar unpacks too) would escape every check.
+fn check_end(mut rest: Limit<Stream>) -> Result<()> {
+    let mut block = [0u8; 512];
+    loop {
+        let n = rest.read(&mut block).context("corrupt gzip or tar data")?;
+        if n == 0 {
+            break;
+        }
+        if block[..n].iter().any(|&b| b != 0) {
+            bail!("data after the end of the tar archive is not accepted");
+        }
+    }
+    let mut raw = rest.into_inner().finish()?;
+    raw.skip_zeros()?;
+    if !raw.fill_buf()?.is_empty() {
+        bail!("data after the gzip stream (a second gzip member) is not accepted");
+    }
+    Ok(())
 }
 
 fn check_link(links: Links, path: &str, target: &str, symbolic: bool) -> Result<()> {
@@ -195,6 +218,11 @@ mod tests {
 
     /// Builds a tar.gz with raw header control, to forge bad entries.
     fn forged(entries: &[(&str, tar::EntryType, &str, &[u8])]) -> Vec<u8> {
+        crate::testing::gzip(&forged_tar(entries))
+    }
+
+    /// The tar archive [`forged`] compresses.
+    fn forged_tar(entries: &[(&str, tar::EntryType, &str, &[u8])]) -> Vec<u8> {
         let mut builder = tar::Builder::new(Vec::new());
         for (name, kind, link, data) in entries {
             let mut h = tar::Header::new_gnu();
@@ -210,10 +238,7 @@ mod tests {
             h.set_cksum();
             builder.append(&h, *data).expect("append");
         }
-        let tar = builder.into_inner().expect("tar");
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        std::io::Write::write_all(&mut gz, &tar).expect("gzip");
-        gz.finish().expect("gzip")
+        builder.into_inner().expect("tar")
     }
 
     #[test]
@@ -378,5 +403,40 @@ mod tests {
         let entries = read_tar_gz(&write_tar_gz(&[("x", 0o7777, b"x")])?, Links::Refuse)?;
         assert_eq!(entries[0].mode, 0o775);
         Ok(())
+    }
+
+    /// GNU tar also unpacks a second gzip member (`cat a.tgz b.tgz`), or
+    /// entries after a lone end block: what this reader never saw (here a
+    /// second aacraid.ko) escaped the duplicate check.
+    #[test]
+    fn data_after_the_archive_is_refused() {
+        use tar::EntryType::Regular;
+        let first = write_tar_gz(&[("aacraid.ko", 0o644, b"good")]).expect("tar");
+        let second = write_tar_gz(&[("aacraid.ko", 0o644, b"evil")]).expect("tar");
+        let mut joined = first.clone();
+        joined.extend(&second);
+        let err = read_tar_gz(&joined, Links::Refuse).expect_err("second member");
+        assert!(format!("{err:#}").contains("second gzip member"), "{err:#}");
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_path("aacraid.ko").expect("name");
+        h.set_size(4);
+        h.set_cksum();
+        tar.append(&h, &b"good"[..]).expect("append");
+        let mut raw = tar.into_inner().expect("tar");
+        raw.extend([0u8; 512]);
+        raw.extend(forged_tar(&[("aacraid.ko", Regular, "", b"evil")]));
+        let err = read_tar_gz(&crate::testing::gzip(&raw), Links::Refuse)
+            .expect_err("after a lone end block");
+        assert!(
+            format!("{err:#}").contains("after the end of the tar archive"),
+            "{err:#}"
+        );
+        let mut padded = first;
+        padded.extend([0u8; 100]);
+        assert!(
+            read_tar_gz(&padded, Links::Refuse).is_ok(),
+            "zero padding after the gzip stream"
+        );
     }
 }

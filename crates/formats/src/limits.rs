@@ -48,6 +48,10 @@ impl<R: Read> Limit<R> {
             what,
         }
     }
+
+    pub(crate) fn into_inner(self) -> R {
+        self.inner
+    }
 }
 
 impl<R: Read> Read for Limit<R> {
