@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(debootstrap musl-tools zstd xz-utils cpio file rpm qemu-system-x86 strace)
+APT_PACKAGES=(debootstrap musl-tools zstd xz-utils cpio file rpm qemu-system-x86 strace libarchive-tools)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,10 +1,14 @@
 //! Compression formats found in initramfs images and compressed kernel
 //! modules (`.ko.gz`, `.ko.xz`, `.ko.zst`), recognised by their magic bytes
 //! and decoded with pure-Rust decoders so the static build needs no C library.
+//! Each decoder reads one stream and stops at its end; what it writes goes
+//! through the caps of [`crate::limits`].
 
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 
 use serde::Serialize;
+
+use crate::limits::{Limit, MODULE_MAX};
 
 /// A compression format, named as the tools name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -51,60 +55,119 @@ impl Compression {
     /// The longest magic [`Compression::sniff`] needs to see.
     pub const MAGIC_LEN: usize = 6;
 
-    /// Wraps `input` in a streaming decoder for this format. The input is
-    /// taken boxed so that each decoder is compiled once, whatever reads it.
-    pub fn decoder(self, input: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>> {
-        match self {
-            Compression::None => Ok(Box::new(input)),
-            Compression::Gzip => Ok(Box::new(flate2::read::MultiGzDecoder::new(input))),
+    /// Wraps `input` in a streaming decoder of one stream of this format
+    /// (see [`Stream`]).
+    pub(crate) fn stream(self, input: Raw) -> io::Result<Stream> {
+        Ok(match self {
+            Compression::Gzip => Stream::Gzip(flate2::bufread::GzDecoder::new(input)),
             Compression::Zstd => {
                 let decoder = ruzstd::decoding::StreamingDecoder::new(input).map_err(|e| {
                     io::Error::new(io::ErrorKind::InvalidData, format!("zstd: {e}"))
                 })?;
-                Ok(Box::new(decoder))
+                Stream::Zstd(Box::new(decoder))
             }
-            Compression::Xz => Ok(Box::new(XzReader::new(input)?)),
-            other => Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                format!("{other:?} compression is recognised but not supported"),
-            )),
+            Compression::Xz => Stream::Xz(XzReader::new(input)?),
+            other => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!("{other:?} compression is recognised but not supported"),
+                ))
+            }
+        })
+    }
+}
+
+/// Decodes a kernel module file, whatever its (supported) format; bytes
+/// that match no magic are returned as they are. Fails once the output
+/// passes [`MODULE_MAX`].
+pub fn decode_all(data: Vec<u8>) -> io::Result<Vec<u8>> {
+    decode_capped(data, MODULE_MAX)
+}
+
+fn decode_capped(data: Vec<u8>, cap: u64) -> io::Result<Vec<u8>> {
+    match Compression::sniff(&data) {
+        None | Some(Compression::None) => Ok(data),
+        Some(c) => {
+            let stream = c.stream(Buffered::new(Box::new(io::Cursor::new(data))))?;
+            let mut out = Vec::new();
+            Limit::new(stream, cap, "the module").read_to_end(&mut out)?;
+            Ok(out)
         }
     }
 }
 
-/// Decodes a whole buffer, whatever its (supported) format; bytes that match
-/// no magic are returned as they are.
-pub fn decode_all(data: Vec<u8>) -> io::Result<Vec<u8>> {
-    match Compression::sniff(&data) {
-        None | Some(Compression::None) => Ok(data),
-        Some(c) => {
-            let mut out = Vec::with_capacity(data.len() * 3);
-            c.decoder(Box::new(io::Cursor::new(data)))?
-                .read_to_end(&mut out)?;
-            Ok(out)
+/// The input every decoder reads: boxed, so that each decoder is compiled
+/// once whatever the caller reads from.
+pub(crate) type Raw = Buffered<Box<dyn Read + Send>>;
+
+/// One compressed stream being decoded. It reads its input no further than
+/// the stream's end, and gives the input back ([`Stream::finish`]) so that
+/// a caller can go on with what follows, as the kernel does with the
+/// segments of an initramfs image.
+pub(crate) enum Stream {
+    Gzip(flate2::bufread::GzDecoder<Raw>),
+    Zstd(Box<ruzstd::decoding::StreamingDecoder<Raw, ruzstd::decoding::FrameDecoder>>),
+    Xz(XzReader),
+}
+
+impl Stream {
+    /// The input, positioned right after the stream, which must have been
+    /// read to its end.
+    pub(crate) fn finish(self) -> io::Result<Raw> {
+        match self {
+            Stream::Gzip(d) => Ok(d.into_inner()),
+            Stream::Zstd(d) => Ok(d.into_inner()),
+            Stream::Xz(d) => d
+                .rest
+                .ok_or_else(|| io::Error::other("the xz stream was not read to its end")),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Gzip(d) => d.read(buf),
+            Stream::Zstd(d) => d.read(buf),
+            Stream::Xz(d) => d.read(buf),
         }
     }
 }
 
 /// lzma-rs decodes xz into a writer, not as a reader; this runs it on a
 /// thread feeding a pipe so xz streams can be read like the other formats,
-/// without holding the whole decompressed image in memory.
-struct XzReader {
+/// without holding the whole output in memory. The thread blocks while
+/// nobody reads, so a reader that stops (at a cap) stops it too; it hands
+/// its input back when the stream ends.
+pub(crate) struct XzReader {
     pipe: io::PipeReader,
-    worker: Option<std::thread::JoinHandle<io::Result<()>>>,
+    worker: Option<std::thread::JoinHandle<io::Result<Raw>>>,
+    rest: Option<Raw>,
 }
 
 impl XzReader {
-    fn new<R: Read + Send + 'static>(input: R) -> io::Result<Self> {
+    fn new(mut input: Raw) -> io::Result<Self> {
         let (reader, mut writer) = io::pipe()?;
         let worker = std::thread::spawn(move || {
-            let mut buffered = io::BufReader::new(input);
-            lzma_rs::xz_decompress(&mut buffered, &mut writer)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("xz: {e}")))
+            match lzma_rs::xz_decompress(&mut input, &mut writer) {
+                Ok(()) => Ok(input),
+                // lzma-rs wants the input to end with the stream; what
+                // follows is the caller's (the next segment of an image).
+                Err(lzma_rs::error::Error::XzError(m))
+                    if m == "Unexpected data after last XZ block" =>
+                {
+                    Ok(input)
+                }
+                Err(e) => Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("xz: {e}"),
+                )),
+            }
         });
         Ok(XzReader {
             pipe: reader,
             worker: Some(worker),
+            rest: None,
         })
     }
 }
@@ -114,11 +177,150 @@ impl Read for XzReader {
         let n = self.pipe.read(buf)?;
         if n == 0 {
             if let Some(worker) = self.worker.take() {
-                worker
+                let input = worker
                     .join()
                     .map_err(|_| io::Error::other("xz decoder thread panicked"))??;
+                self.rest = Some(input);
             }
         }
         Ok(n)
+    }
+}
+
+/// A buffered reader that counts its position and can look ahead; the
+/// decoders read it as a `BufRead`, taking no more than they use.
+pub(crate) struct Buffered<R> {
+    inner: R,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Bytes consumed so far.
+    pub(crate) pos: u64,
+}
+
+impl<R: Read> Buffered<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        Buffered {
+            inner,
+            buf: vec![0; 64 << 10],
+            start: 0,
+            end: 0,
+            pos: 0,
+        }
+    }
+
+    pub(crate) fn into_inner(self) -> R {
+        self.inner
+    }
+
+    /// Up to `n` upcoming bytes (fewer only at the end of the input);
+    /// `n` is at most the buffer's size.
+    pub(crate) fn peek(&mut self, n: usize) -> io::Result<&[u8]> {
+        if self.end - self.start < n {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            while self.end < n {
+                let got = self.inner.read(&mut self.buf[self.end..])?;
+                if got == 0 {
+                    break;
+                }
+                self.end += got;
+            }
+        }
+        Ok(&self.buf[self.start..self.end.min(self.start + n)])
+    }
+
+    /// Skips `n` bytes; fails when the input ends first.
+    pub(crate) fn skip(&mut self, mut n: u64) -> io::Result<()> {
+        while n > 0 {
+            let have = self.fill_buf()?.len();
+            if have == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            let step = have.min(usize::try_from(n).unwrap_or(usize::MAX));
+            self.consume(step);
+            n -= step as u64;
+        }
+        Ok(())
+    }
+
+    /// Skips padding so the position is a multiple of `to` from `start`.
+    pub(crate) fn align(&mut self, start: u64, to: u64) -> io::Result<()> {
+        let rem = (self.pos - start) % to;
+        if rem != 0 {
+            self.skip(to - rem)?;
+        }
+        Ok(())
+    }
+
+    /// Skips zero bytes.
+    pub(crate) fn skip_zeros(&mut self) -> io::Result<()> {
+        loop {
+            let head = self.fill_buf()?;
+            let zeros = head.iter().take_while(|&&b| b == 0).count();
+            if zeros == 0 {
+                return Ok(());
+            }
+            self.consume(zeros);
+        }
+    }
+}
+
+impl<R: Read> BufRead for Buffered<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = self.inner.read(&mut self.buf)?;
+        }
+        Ok(&self.buf[self.start..self.end])
+    }
+
+    fn consume(&mut self, n: usize) {
+        let n = n.min(self.end - self.start);
+        self.start += n;
+        self.pos += n as u64;
+    }
+}
+
+impl<R: Read> Read for Buffered<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let have = self.fill_buf()?;
+        let n = have.len().min(out.len());
+        out[..n].copy_from_slice(&have[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small file that decompresses to more than the cap (a `.ko.xz`
+    /// bomb) used to be decoded whole: now decoding stops at the cap,
+    /// whatever the format, and the xz thread stops with its reader.
+    #[test]
+    fn decoding_stops_at_the_cap() -> io::Result<()> {
+        let zeros = vec![0u8; 2 << 20];
+        let mut xz = Vec::new();
+        lzma_rs::xz_compress(&mut io::Cursor::new(&zeros), &mut xz)?;
+        let mut zst = Vec::new();
+        ruzstd::encoding::compress(
+            io::Cursor::new(&zeros),
+            &mut zst,
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        let gz = crate::testing::gzip(&zeros);
+        for packed in [xz, zst, gz] {
+            let err = decode_capped(packed.clone(), 1 << 20).expect_err("past the cap");
+            assert!(
+                err.to_string()
+                    .contains("the module holds more than 1 MiB once decompressed"),
+                "{err}"
+            );
+            assert_eq!(decode_capped(packed, 2 << 20)?.len(), 2 << 20);
+        }
+        Ok(())
     }
 }

@@ -1,18 +1,29 @@
 //! Walking `newc` cpio archives, stored as they are or compressed, the way
 //! the kernel unpacks an initramfs: a sequence of segments, each an
 //! uncompressed cpio archive or a compressed stream of them, possibly
-//! separated by zero padding. Initramfs images and rpm payloads are both
-//! read this way.
+//! separated by zero padding. Once a compressed stream ends, the walk goes
+//! on with what follows it, as the kernel does; data it cannot read is an
+//! error, never skipped. Initramfs images and rpm payloads are both read
+//! this way.
 //!
-//! Only the files a caller selects are kept in memory; everything else is
-//! streamed past.
+//! Names follow [`crate::path`]: a leading `/` or `./` is the archive's
+//! root, `..` is refused. A name may appear more than once: the kernel
+//! keeps the last copy it unpacks, so the walk returns every copy in order
+//! and callers take the last (rpm refuses duplicates). The data of a hard
+//! link set is stored once (GNU cpio and rpm put it on the last entry, the
+//! others are empty); every kept entry of the set gets it.
+//!
+//! Only the entries a caller selects are kept in memory, at most
+//! [`ARCHIVE_MAX`] bytes of them; everything else is streamed past.
 
-use std::io::{self, Read};
+use std::io::Read;
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::compress::Compression;
+use crate::compress::{Buffered, Compression};
+use crate::limits::ARCHIVE_MAX;
+use crate::path;
 
 /// One segment of an archive sequence, for reporting what it is made of.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -25,14 +36,17 @@ pub struct Segment {
     pub entries: u64,
 }
 
-/// A selected file, with its contents.
+/// A selected entry, with its contents.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Member {
-    /// Path inside the archive, without a leading `/` or `./`.
+    /// Path inside the archive, normalised by [`path::relative`].
     pub path: String,
-    /// Permission bits (`mode & 0o7777`).
+    /// Permission bits, masked with [`path::MODE_MASK`].
     pub mode: u32,
-    /// The file's bytes.
+    /// A regular file; otherwise a symbolic link (whose data is its
+    /// target), a device, a fifo or a socket.
+    pub regular: bool,
+    /// The entry's bytes.
     pub data: Vec<u8>,
 }
 
@@ -41,35 +55,48 @@ pub struct Member {
 pub struct Scan {
     /// Segments in file order.
     pub segments: Vec<Segment>,
-    /// Regular files the selector accepted, in archive order.
+    /// Entries other than folders that the selector accepted, in archive
+    /// order, every copy of a name included.
     pub files: Vec<Member>,
 }
 
 impl Scan {
-    /// Compression of the last segment walked (for an initramfs, what
-    /// `lsinitrd` calls the image's compression).
+    /// Compression of the last compressed segment, or `None` when none
+    /// is (for an initramfs, what `lsinitrd` calls the image's
+    /// compression, even with an uncompressed archive appended).
     pub fn compression(&self) -> Compression {
         self.segments
-            .last()
+            .iter()
+            .rev()
             .map(|s| s.compression)
+            .find(|c| *c != Compression::None)
             .unwrap_or(Compression::None)
     }
 }
 
-/// Walks the segments read from `input`, keeping the regular files whose
-/// path `select` accepts; with `stop_after`, stops once that many are kept.
-/// Walks every uncompressed segment, then decodes the first compressed one
-/// (which runs to the end of the input in images made by dracut and
-/// initramfs-tools, and in rpm payloads) and walks every archive inside it.
+/// Walks every segment read from `input`, keeping the entries, folders
+/// aside, whose path `select` accepts.
 pub fn scan<R: Read + Send + 'static>(
     input: R,
     mut select: impl FnMut(&str) -> bool,
-    stop_after: Option<usize>,
 ) -> Result<Scan> {
-    let limit = stop_after.unwrap_or(usize::MAX);
-    let mut raw = Peek::new(input);
+    scan_capped(Box::new(input), &mut select, ARCHIVE_MAX)
+}
+
+fn scan_capped(
+    input: Box<dyn Read + Send>,
+    select: &mut dyn FnMut(&str) -> bool,
+    cap: u64,
+) -> Result<Scan> {
+    let mut walk = Walk {
+        select,
+        cap,
+        kept: 0,
+        files: Vec::new(),
+        links: Vec::new(),
+    };
+    let mut raw = Buffered::new(input);
     let mut segments = Vec::new();
-    let mut files = Vec::new();
     loop {
         raw.skip_zeros()?;
         let offset = raw.pos;
@@ -78,99 +105,169 @@ pub fn scan<R: Read + Send + 'static>(
             break;
         }
         if is_cpio_magic(&head) {
-            let entries = walk_archives(&mut raw, &mut select, &mut files, limit, false)?;
+            let entries = walk.archive(&mut raw)?;
             segments.push(Segment {
                 compression: Compression::None,
                 offset,
                 entries,
             });
-            if files.len() >= limit {
-                break;
-            }
             continue;
         }
         let Some(compression) = Compression::sniff(&head) else {
             bail!("unrecognised data at byte {offset} (starts with {head:02x?}): not cpio nor a known compression");
         };
-        let decoder = compression.decoder(Box::new(raw)).with_context(|| {
-            format!("cannot decode the {compression:?} segment at byte {offset}")
-        })?;
-        let mut inner = Peek::new(decoder);
-        let entries = walk_archives(&mut inner, &mut select, &mut files, limit, true)
-            .with_context(|| format!("in the {compression:?} segment at byte {offset}"))?;
+        let within = || format!("in the {compression:?} segment at byte {offset}");
+        let mut inner = Buffered::new(compression.stream(raw).with_context(within)?);
+        let entries = walk.stream(&mut inner).with_context(within)?;
+        raw = inner.into_inner().finish().with_context(within)?;
         segments.push(Segment {
             compression,
             offset,
             entries,
         });
-        break;
     }
     if segments.is_empty() {
         bail!("no archive found: the input is empty");
     }
-    Ok(Scan { segments, files })
+    Ok(Scan {
+        segments,
+        files: walk.files,
+    })
 }
 
 fn is_cpio_magic(head: &[u8]) -> bool {
     head.starts_with(b"070701") || head.starts_with(b"070702")
 }
 
-/// Walks one cpio archive, or (inside a decompressed stream, `chained`) as
-/// many consecutive archives as the stream holds, until `files` holds
-/// `limit` files. Returns the number of entries walked.
-fn walk_archives<R: Read>(
-    r: &mut Peek<R>,
-    select: &mut impl FnMut(&str) -> bool,
-    files: &mut Vec<Member>,
-    limit: usize,
-    chained: bool,
-) -> Result<u64> {
-    let mut entries = 0;
-    loop {
-        let start = r.pos;
+/// The state of a walk across segments.
+struct Walk<'a> {
+    select: &'a mut dyn FnMut(&str) -> bool,
+    /// The most the kept entries may hold, and what they hold.
+    cap: u64,
+    kept: u64,
+    files: Vec<Member>,
+    /// Kept entries of hard link sets: the set's key, the index in `files`.
+    links: Vec<(LinkKey, usize)>,
+}
+
+impl Walk<'_> {
+    /// Walks the archives of a decompressed stream, which holds nothing
+    /// else but zero padding; returns the number of entries.
+    fn stream<R: Read>(&mut self, r: &mut Buffered<R>) -> Result<u64> {
+        let mut entries = 0;
         loop {
-            let Some(entry) = read_header(r, start)? else {
-                break;
-            };
+            r.skip_zeros()?;
+            let at = r.pos;
+            let head = r.peek(6)?;
+            if head.is_empty() {
+                return Ok(entries);
+            }
+            if !is_cpio_magic(head) {
+                bail!("unexpected data at byte {at} of the decompressed stream (starts with {head:02x?})");
+            }
+            entries += self.archive(r)?;
+        }
+    }
+
+    /// Walks one cpio archive up to its trailer; returns the number of entries.
+    fn archive<R: Read>(&mut self, r: &mut Buffered<R>) -> Result<u64> {
+        let start = r.pos;
+        let mut entries = 0;
+        while let Some(h) = read_header(r, start)? {
             entries += 1;
-            let is_file = entry.mode & 0o170000 == 0o100000;
-            if is_file && select(&entry.name) {
-                let mut data = vec![0; usize::try_from(entry.size)?];
-                r.read_exact(&mut data)
-                    .with_context(|| format!("truncated file {} in the archive", entry.name))?;
-                files.push(Member {
-                    path: entry.name,
-                    mode: entry.mode & 0o7777,
-                    data,
-                });
-                if files.len() >= limit {
-                    return Ok(entries);
+            let kind = h.mode & 0o170000;
+            let linked = kind == 0o100000 && h.nlink > 1;
+            let selected = kind != 0o040000 && (self.select)(&h.name);
+            let wanted = linked && self.links.iter().any(|(k, _)| *k == h.link);
+            if selected || (wanted && h.size > 0) {
+                let mut data = self.read(r, &h)?;
+                if linked {
+                    data = self.share(h.link, data)?;
+                }
+                if selected {
+                    if linked {
+                        self.links.push((h.link, self.files.len()));
+                    }
+                    self.files.push(Member {
+                        path: h.name,
+                        mode: h.mode & path::MODE_MASK,
+                        regular: kind == 0o100000,
+                        data,
+                    });
                 }
             } else {
-                r.skip(entry.size)
-                    .with_context(|| format!("truncated file {} in the archive", entry.name))?;
+                r.skip(h.size)
+                    .with_context(|| format!("truncated file {} in the archive", h.name))?;
             }
             r.align(start, 4)?;
         }
-        if !chained {
-            return Ok(entries);
+        Ok(entries)
+    }
+
+    /// Reads an entry's data, within the cap.
+    fn read<R: Read>(&mut self, r: &mut Buffered<R>, h: &Header) -> Result<Vec<u8>> {
+        self.keep(h.size, &h.name)?;
+        let mut data = Vec::new();
+        r.by_ref().take(h.size).read_to_end(&mut data)?;
+        if data.len() as u64 != h.size {
+            bail!("truncated file {} in the archive", h.name);
         }
-        r.skip_zeros()?;
-        let head = r.peek(6)?;
-        if !is_cpio_magic(head) {
-            return Ok(entries);
+        Ok(data)
+    }
+
+    fn keep(&mut self, size: u64, name: &str) -> Result<()> {
+        if size > self.cap - self.kept {
+            bail!(
+                "{name:?} claims {size} bytes: more than the {} MiB kept from an archive may hold",
+                self.cap >> 20
+            );
         }
+        self.kept += size;
+        Ok(())
+    }
+
+    /// Shares the data of hard link set `link`: `data` goes to the set's
+    /// kept entries that have none; an entry without data gets the set's.
+    fn share(&mut self, link: LinkKey, data: Vec<u8>) -> Result<Vec<u8>> {
+        let members: Vec<usize> = self
+            .links
+            .iter()
+            .filter(|(k, _)| *k == link)
+            .map(|(_, i)| *i)
+            .collect();
+        if data.is_empty() {
+            let have = members
+                .iter()
+                .rev()
+                .map(|&i| &self.files[i].data)
+                .find(|d| !d.is_empty());
+            let have = have.cloned().unwrap_or_default();
+            self.keep(have.len() as u64, "a hard link")?;
+            return Ok(have);
+        }
+        for i in members {
+            if self.files[i].data.is_empty() {
+                self.keep(data.len() as u64, &self.files[i].path.clone())?;
+                self.files[i].data = data.clone();
+            }
+        }
+        Ok(data)
     }
 }
+
+/// Inode and device numbers: what the entries of a hard link set share.
+type LinkKey = [u64; 3];
 
 struct Header {
     name: String,
     mode: u32,
+    nlink: u64,
+    link: LinkKey,
     size: u64,
 }
 
 /// Reads one `newc` header and name; `None` at the archive's trailer.
-fn read_header<R: Read>(r: &mut Peek<R>, start: u64) -> Result<Option<Header>> {
+fn read_header<R: Read>(r: &mut Buffered<R>, start: u64) -> Result<Option<Header>> {
     let mut raw = [0u8; 110];
     r.read_exact(&mut raw)
         .context("truncated cpio archive (no trailer)")?;
@@ -199,91 +296,21 @@ fn read_header<R: Read>(r: &mut Peek<R>, start: u64) -> Result<Option<Header>> {
     if name == "TRAILER!!!" {
         return Ok(None);
     }
-    let name = name
-        .trim_start_matches("./")
-        .trim_start_matches('/')
-        .to_string();
-    Ok(Some(Header { name, mode, size }))
-}
-
-/// A reader that counts its position and can look ahead.
-struct Peek<R> {
-    inner: R,
-    ahead: Vec<u8>,
-    pos: u64,
-}
-
-impl<R: Read> Peek<R> {
-    fn new(inner: R) -> Self {
-        Peek {
-            inner,
-            ahead: Vec::new(),
-            pos: 0,
-        }
-    }
-
-    /// Up to `n` upcoming bytes (fewer only at the end of the stream).
-    fn peek(&mut self, n: usize) -> io::Result<&[u8]> {
-        while self.ahead.len() < n {
-            let mut buf = [0u8; 512];
-            let want = (n - self.ahead.len()).min(buf.len());
-            let got = self.inner.read(&mut buf[..want])?;
-            if got == 0 {
-                break;
-            }
-            self.ahead.extend_from_slice(&buf[..got]);
-        }
-        Ok(&self.ahead[..n.min(self.ahead.len())])
-    }
-
-    fn skip(&mut self, n: u64) -> io::Result<()> {
-        let copied = io::copy(&mut self.by_ref().take(n), &mut io::sink())?;
-        if copied < n {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        Ok(())
-    }
-
-    /// Consumes padding so the position is a multiple of `to` from `start`.
-    fn align(&mut self, start: u64, to: u64) -> io::Result<()> {
-        let rem = (self.pos - start) % to;
-        if rem != 0 {
-            self.skip(to - rem)?;
-        }
-        Ok(())
-    }
-
-    fn skip_zeros(&mut self) -> io::Result<()> {
-        loop {
-            let zeros = {
-                let head = self.peek(512)?;
-                head.iter().take_while(|&&b| b == 0).count()
-            };
-            if zeros == 0 {
-                return Ok(());
-            }
-            self.skip(zeros as u64)?;
-        }
-    }
-}
-
-impl<R: Read> Read for Peek<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = if self.ahead.is_empty() {
-            self.inner.read(buf)?
-        } else {
-            let n = buf.len().min(self.ahead.len());
-            buf[..n].copy_from_slice(&self.ahead[..n]);
-            self.ahead.drain(..n);
-            n
-        };
-        self.pos += n as u64;
-        Ok(n)
-    }
+    let normal = path::relative(name.trim_start_matches('/'))
+        .with_context(|| format!("cpio entry {name:?}"))?;
+    Ok(Some(Header {
+        name: normal,
+        mode,
+        nlink: field(4)?,
+        link: [field(0)?, field(7)?, field(8)?],
+        size,
+    }))
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use std::io;
+
     use super::*;
     use crate::testing::{cpio, gzip};
 
@@ -298,6 +325,66 @@ mod tests {
         path.ends_with(".ko")
     }
 
+    fn walk(image: Vec<u8>) -> Result<Scan> {
+        scan(io::Cursor::new(image), select_ko)
+    }
+
+    fn paths(scan: &Scan) -> Vec<(&str, &[u8])> {
+        scan.files
+            .iter()
+            .map(|f| (f.path.as_str(), f.data.as_slice()))
+            .collect()
+    }
+
+    /// One raw `newc` entry: name, mode, inode, link count, size field, data.
+    pub(crate) fn entry(
+        name: &str,
+        mode: u32,
+        ino: u32,
+        nlink: u32,
+        size: u32,
+        data: &[u8],
+    ) -> Vec<u8> {
+        let mut out = format!(
+            "070701{ino:08x}{mode:08x}{:08x}{:08x}{nlink:08x}{:08x}{size:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
+            0, 0, 0, 0, 0, 0, 0, name.len() + 1, 0
+        )
+        .into_bytes();
+        out.extend_from_slice(name.as_bytes());
+        out.push(0);
+        while out.len() % 4 != 0 {
+            out.push(0);
+        }
+        out.extend_from_slice(data);
+        while out.len() % 4 != 0 {
+            out.push(0);
+        }
+        out
+    }
+
+    /// The entries, then a trailer.
+    pub(crate) fn archive(entries: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = entries.concat();
+        out.extend(entry("TRAILER!!!", 0, 0, 1, 0, b""));
+        out
+    }
+
+    fn zstd(data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        ruzstd::encoding::compress(
+            io::Cursor::new(data.to_vec()),
+            &mut out,
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        out
+    }
+
+    fn xz(data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        lzma_rs::xz_compress(&mut io::Cursor::new(data), &mut out).expect("xz into a Vec");
+        out
+    }
+
     #[test]
     fn early_cpio_then_gzip() -> Result<()> {
         let main = gzip(&cpio(&[
@@ -307,29 +394,17 @@ mod tests {
             ),
             ("usr/bin/sh", b"sh"),
         ]));
-        let scan = scan(io::Cursor::new(early_plus(main)), select_ko, None)?;
+        let scan = walk(early_plus(main))?;
         assert_eq!(scan.compression(), Compression::Gzip);
         assert_eq!(scan.segments.len(), 2);
         assert_eq!(scan.segments[0].compression, Compression::None);
         assert_eq!(scan.segments[1].offset, 512);
-        assert_eq!(scan.files.len(), 1);
         assert_eq!(
-            scan.files[0].path,
-            "usr/lib/modules/6.1.0-56-amd64/kernel/drivers/scsi/aacraid/aacraid.ko"
-        );
-        assert_eq!(scan.files[0].data, b"MODULE");
-        Ok(())
-    }
-
-    #[test]
-    fn walk_stops_after_the_wanted_files() -> Result<()> {
-        let mut image = cpio(&[("a.ko", b"A"), ("b.ko", b"B")]);
-        image.extend(b"not read: the walk stops before this");
-        let scan = scan(io::Cursor::new(image), select_ko, Some(1))?;
-        assert_eq!(scan.files.len(), 1);
-        assert_eq!(
-            scan.segments[0].entries, 2,
-            "the directory entry, then a.ko"
+            paths(&scan),
+            [(
+                "usr/lib/modules/6.1.0-56-amd64/kernel/drivers/scsi/aacraid/aacraid.ko",
+                &b"MODULE"[..]
+            )]
         );
         Ok(())
     }
@@ -338,47 +413,181 @@ mod tests {
     fn uncompressed_image_with_two_archives() -> Result<()> {
         let mut image = cpio(&[("a.ko", b"A")]);
         image.extend(cpio(&[("b.ko", b"BB")]));
-        let scan = scan(io::Cursor::new(image), select_ko, None)?;
+        let scan = walk(image)?;
         assert_eq!(scan.compression(), Compression::None);
-        let paths: Vec<_> = scan.files.iter().map(|f| f.path.as_str()).collect();
-        assert_eq!(paths, ["a.ko", "b.ko"]);
+        assert_eq!(paths(&scan), [("a.ko", &b"A"[..]), ("b.ko", b"BB")]);
         Ok(())
     }
 
     #[test]
     fn zstd_and_xz_segments_are_read() -> Result<()> {
         let archive = cpio(&[("lib/modules/k/updates/aacraid.ko", b"NEW")]);
-        let mut zst = Vec::new();
-        ruzstd::encoding::compress(
-            io::Cursor::new(archive.clone()),
-            &mut zst,
-            ruzstd::encoding::CompressionLevel::Fastest,
-        );
-        let mut xz = Vec::new();
-        lzma_rs::xz_compress(&mut io::Cursor::new(archive), &mut xz)?;
-        for (image, expected) in [(zst, Compression::Zstd), (xz, Compression::Xz)] {
-            let scan = scan(io::Cursor::new(early_plus(image)), select_ko, None)?;
+        for (image, expected) in [
+            (zstd(&archive), Compression::Zstd),
+            (xz(&archive), Compression::Xz),
+        ] {
+            let scan = walk(early_plus(image))?;
             assert_eq!(scan.compression(), expected);
             assert_eq!(scan.files[0].data, b"NEW");
         }
         Ok(())
     }
 
+    /// A segment appended after a compressed one (the kernel unpacks it
+    /// too, over what came before), whatever the compressions: the walk
+    /// used to stop after the first compressed segment and never see it.
+    #[test]
+    fn segments_after_a_compressed_one_are_read() -> Result<()> {
+        let first = cpio(&[("lib/modules/k/updates/aacraid.ko", b"good")]);
+        let second = cpio(&[("lib/modules/k/updates/aacraid.ko", b"evil")]);
+        type Encode = fn(&[u8]) -> Vec<u8>;
+        let plain: Encode = |d| d.to_vec();
+        let encoders: [(Encode, Compression); 4] = [
+            (gzip, Compression::Gzip),
+            (zstd, Compression::Zstd),
+            (xz, Compression::Xz),
+            (plain, Compression::None),
+        ];
+        for (encode_first, c1) in encoders {
+            for (encode_second, c2) in encoders {
+                let mut image = encode_first(&first);
+                image.extend([0; 7]);
+                image.extend(encode_second(&second));
+                let scan = walk(image)?;
+                let kinds: Vec<_> = scan.segments.iter().map(|s| s.compression).collect();
+                assert_eq!(kinds, [c1, c2]);
+                let last_compressed = if c2 == Compression::None { c1 } else { c2 };
+                assert_eq!(scan.compression(), last_compressed);
+                assert_eq!(
+                    paths(&scan),
+                    [
+                        ("lib/modules/k/updates/aacraid.ko", &b"good"[..]),
+                        ("lib/modules/k/updates/aacraid.ko", b"evil")
+                    ],
+                    "{c1:?} then {c2:?}: every copy, in order"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn junk_inside_or_after_a_compressed_segment_is_an_error() {
+        let mut inner = cpio(&[("a.ko", b"A")]);
+        inner.extend(b"junk");
+        let err = walk(gzip(&inner)).expect_err("junk within");
+        assert!(format!("{err:#}").contains("unexpected data"), "{err:#}");
+        let mut image = gzip(&cpio(&[("a.ko", b"A")]));
+        image.extend(b"junk after");
+        let err = walk(image).expect_err("junk after");
+        assert!(format!("{err:#}").contains("unrecognised data"), "{err:#}");
+    }
+
+    /// A header claiming 0xFFFFFFFF bytes used to size a `vec![0; size]`
+    /// (4 GiB): now the claim is checked against the cap before anything
+    /// is allocated, and data is only read as it arrives.
+    #[test]
+    fn a_member_larger_than_the_cap_is_refused_before_reading() {
+        let image = archive(&[entry("big.ko", 0o100644, 2, 1, u32::MAX, b"tiny")]);
+        let err = walk(image.clone()).expect_err("cap");
+        assert!(
+            format!("{err:#}").contains("claims 4294967295 bytes: more than the 256 MiB"),
+            "{err:#}"
+        );
+        let err = scan(io::Cursor::new(image), |_| false).expect_err("truncated");
+        assert!(
+            format!("{err:#}").contains("truncated file big.ko"),
+            "{err:#}"
+        );
+        let three = archive(&[
+            entry("a.ko", 0o100644, 2, 1, 4, b"AAAA"),
+            entry("b.ko", 0o100644, 3, 1, 4, b"BBBB"),
+        ]);
+        let mut keep = |p: &str| p.ends_with(".ko");
+        let err = scan_capped(Box::new(io::Cursor::new(three)), &mut keep, 6).expect_err("total");
+        assert!(
+            format!("{err:#}").contains("\"b.ko\" claims 4 bytes"),
+            "{err:#}"
+        );
+    }
+
+    /// GNU cpio and rpm store a hard link set's data on its last entry and
+    /// leave the others empty: the first names used to come out empty.
+    #[test]
+    fn hard_links_share_their_data() -> Result<()> {
+        let last = archive(&[
+            entry("usr/src/a-1/x.ko", 0o100644, 7, 2, 0, b""),
+            entry("usr/src/a-1/y.ko", 0o100644, 7, 2, 4, b"DATA"),
+        ]);
+        assert_eq!(
+            paths(&walk(last)?),
+            [
+                ("usr/src/a-1/x.ko", &b"DATA"[..]),
+                ("usr/src/a-1/y.ko", b"DATA")
+            ]
+        );
+        let first_unselected_last = archive(&[
+            entry("x.ko", 0o100644, 7, 2, 0, b""),
+            entry("y.bin", 0o100644, 7, 2, 4, b"DATA"),
+        ]);
+        assert_eq!(
+            paths(&walk(first_unselected_last)?),
+            [("x.ko", &b"DATA"[..])]
+        );
+        let data_first = archive(&[
+            entry("x.ko", 0o100644, 7, 2, 4, b"DATA"),
+            entry("y.ko", 0o100644, 7, 2, 0, b""),
+            entry("z.ko", 0o100644, 8, 1, 0, b""),
+        ]);
+        assert_eq!(
+            paths(&walk(data_first)?),
+            [("x.ko", &b"DATA"[..]), ("y.ko", b"DATA"), ("z.ko", b"")]
+        );
+        Ok(())
+    }
+
+    /// Names that leave the root are refused; `./`, `/` and `//` are
+    /// normalised; setuid, setgid, sticky and world-writable bits are
+    /// dropped; links and devices are returned as not regular.
+    #[test]
+    fn names_modes_and_kinds() -> Result<()> {
+        let err = walk(archive(&[entry(
+            "./a/../../etc/x.ko",
+            0o100644,
+            2,
+            1,
+            0,
+            b"",
+        )]))
+        .expect_err("..");
+        assert!(format!("{err:#}").contains("`..`"), "{err:#}");
+        let scan = walk(archive(&[
+            entry("/usr/src/a-1//etc/x.ko", 0o106777, 2, 1, 1, b"x"),
+            entry("./l.ko", 0o120777, 3, 1, 4, b"/etc"),
+        ]))?;
+        assert_eq!(scan.files[0].path, "usr/src/a-1/etc/x.ko");
+        assert_eq!(scan.files[0].mode, 0o775);
+        assert!(scan.files[0].regular);
+        assert_eq!(
+            (scan.files[1].path.as_str(), scan.files[1].regular),
+            ("l.ko", false)
+        );
+        Ok(())
+    }
+
     #[test]
     fn garbage_and_truncation_are_errors() {
-        let err =
-            scan(io::Cursor::new(b"hello world".to_vec()), select_ko, None).expect_err("garbage");
+        let err = walk(b"hello world".to_vec()).expect_err("garbage");
         assert!(
             err.to_string().contains("unrecognised data at byte 0"),
             "{err}"
         );
         let mut cut = cpio(&[("a.ko", b"AAAA")]);
         cut.truncate(130);
-        assert!(scan(io::Cursor::new(cut), select_ko, None).is_err());
-        let err = scan(io::Cursor::new(vec![0u8; 64]), select_ko, None).expect_err("empty");
+        assert!(walk(cut).is_err());
+        let err = walk(vec![0u8; 64]).expect_err("empty");
         assert!(err.to_string().contains("the input is empty"), "{err}");
-        let bz = b"BZh91AY&SY".to_vec();
-        let err = scan(io::Cursor::new(bz), select_ko, None).expect_err("bzip2");
+        let err = walk(b"BZh91AY&SY".to_vec()).expect_err("bzip2");
         assert!(format!("{err:#}").contains("not supported"), "{err:#}");
     }
 }

@@ -5,8 +5,9 @@
 //!
 //! Nothing here touches a host: every function takes bytes or text and
 //! returns values, so each decoder can be tested (and fuzzed) alone. All
-//! input is treated as hostile: sizes are checked against the data, never
-//! trusted to size an allocation.
+//! input is treated as hostile: sizes are checked against the data and the
+//! caps of [`limits`], never trusted to size an allocation, and every
+//! archive's names, modes and duplicates follow the rule of [`path`].
 
 pub mod arcconf;
 pub mod archive;
@@ -15,8 +16,10 @@ pub mod compress;
 pub mod cpio;
 pub mod dkms;
 pub mod elf;
+pub mod limits;
 pub mod manifest;
 pub mod modinfo;
+pub mod path;
 pub mod rpm;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

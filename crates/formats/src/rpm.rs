@@ -8,10 +8,14 @@
 //! `8e ad e8 01`, four reserved bytes, the entry count and the data size
 //! (big-endian u32), the index entries (tag, type, offset, count), then the
 //! data.
+//!
+//! The payload is walked by [`crate::cpio`] (names, modes, caps, hard
+//! links); selected entries must be regular files, each named once.
 
 use anyhow::{bail, ensure, Context, Result};
 
 use crate::cpio::{self, Member};
+use crate::path;
 
 const LEAD_MAGIC: [u8; 4] = [0xed, 0xab, 0xee, 0xdb];
 const HEADER_MAGIC: [u8; 4] = [0x8e, 0xad, 0xe8, 0x01];
@@ -29,7 +33,8 @@ pub struct Package {
     pub version: String,
     /// `Release:`.
     pub release: String,
-    /// Selected regular files of the payload (paths without the leading `/`).
+    /// Selected regular files of the payload (paths without the leading
+    /// `/`), each path once.
     pub files: Vec<Member>,
 }
 
@@ -49,8 +54,16 @@ pub fn read(bytes: &[u8], select: impl FnMut(&str) -> bool) -> Result<Package> {
             .with_context(|| format!("rpm header has no string tag {tag}"))
     };
     let payload = bytes[payload_start..].to_vec();
-    let scan = cpio::scan(std::io::Cursor::new(payload), select, None)
-        .context("cannot read the rpm payload")?;
+    let scan =
+        cpio::scan(std::io::Cursor::new(payload), select).context("cannot read the rpm payload")?;
+    if let Some(link) = scan.files.iter().find(|f| !f.regular) {
+        bail!(
+            "rpm payload entry {:?} is a symbolic link or special file: only regular files and folders are accepted",
+            link.path
+        );
+    }
+    path::check_tree(scan.files.iter().map(|f| (f.path.as_str(), false)))
+        .context("bad rpm payload")?;
     Ok(Package {
         name: text(TAG_NAME)?,
         version: text(TAG_VERSION)?,
@@ -115,4 +128,123 @@ fn header(bytes: &[u8], start: usize) -> Result<(Vec<Tag>, usize)> {
         tags.push(Tag { tag, string });
     }
     Ok((tags, end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpio::tests::{archive, entry};
+    use crate::testing::gzip;
+
+    /// A minimal rpm: lead, empty signature header, a header with name,
+    /// version and release, then `payload`.
+    fn rpm(payload: &[u8]) -> Vec<u8> {
+        let mut out = LEAD_MAGIC.to_vec();
+        out.resize(96, 0);
+        let header = |tags: &[(u32, &str)]| {
+            let mut index = Vec::new();
+            let mut data = Vec::new();
+            for (tag, text) in tags {
+                for n in [*tag, TYPE_STRING, data.len() as u32, 1] {
+                    index.extend(n.to_be_bytes());
+                }
+                data.extend(text.as_bytes());
+                data.push(0);
+            }
+            let mut h = HEADER_MAGIC.to_vec();
+            h.extend([0; 4]);
+            h.extend((tags.len() as u32).to_be_bytes());
+            h.extend((data.len() as u32).to_be_bytes());
+            h.extend(index);
+            h.extend(data);
+            h
+        };
+        out.extend(header(&[]));
+        out.extend(header(&[
+            (TAG_NAME, "aacraid"),
+            (TAG_VERSION, "1.2"),
+            (TAG_RELEASE, "1"),
+        ]));
+        out.extend(payload);
+        out
+    }
+
+    fn sources(payload: &[Vec<u8>]) -> Result<Package> {
+        read(&rpm(&gzip(&archive(payload))), |p| {
+            p.starts_with("usr/src/")
+        })
+    }
+
+    const FILE: u32 = 0o100644;
+
+    /// `usr/src/aacraid-1.2//etc/cron.d/x` used to come out with an empty
+    /// component, which made the part after `usr/src/aacraid-1.2/`
+    /// absolute; `..` used to pass.
+    #[test]
+    fn payload_names_stay_in_their_tree() -> Result<()> {
+        let package = sources(&[
+            entry("./usr/src/aacraid-1.2/dkms.conf", FILE, 2, 1, 1, b"c"),
+            entry(
+                "./usr/src/aacraid-1.2//etc/cron.d/x",
+                0o104777,
+                3,
+                1,
+                1,
+                b"x",
+            ),
+        ])?;
+        assert_eq!(package.name, "aacraid");
+        assert_eq!(package.files[1].path, "usr/src/aacraid-1.2/etc/cron.d/x");
+        assert_eq!(package.files[1].mode, 0o775, "no setuid, no world-write");
+        let err = sources(&[entry(
+            "./usr/src/aacraid-1.2/../../../etc/x",
+            FILE,
+            2,
+            1,
+            1,
+            b"x",
+        )])
+        .expect_err("..");
+        assert!(format!("{err:#}").contains("`..`"), "{err:#}");
+        Ok(())
+    }
+
+    /// Symlinks used to be dropped silently, a second copy of a name kept
+    /// next to the first, and a hard-linked file written empty.
+    #[test]
+    fn links_and_duplicates() -> Result<()> {
+        for (payload, why) in [
+            (
+                vec![entry("./usr/src/aacraid-1.2/l", 0o120777, 2, 1, 4, b"/etc")],
+                "\"usr/src/aacraid-1.2/l\" is a symbolic link",
+            ),
+            (
+                vec![
+                    entry("./usr/src/aacraid-1.2/x.c", FILE, 2, 1, 1, b"a"),
+                    entry("./usr/src/aacraid-1.2/x.c", FILE, 3, 1, 1, b"b"),
+                ],
+                "appears twice",
+            ),
+            (
+                vec![entry(
+                    "./usr/src/aacraid-1.2/big.c",
+                    FILE,
+                    2,
+                    1,
+                    u32::MAX,
+                    b"",
+                )],
+                "claims 4294967295 bytes: more than the 256 MiB",
+            ),
+        ] {
+            let err = sources(&payload).expect_err(why);
+            assert!(format!("{err:#}").contains(why), "{err:#}");
+        }
+        let package = sources(&[
+            entry("./usr/src/aacraid-1.2/a.c", FILE, 9, 2, 0, b""),
+            entry("./usr/src/aacraid-1.2/b.c", FILE, 9, 2, 4, b"code"),
+        ])?;
+        assert_eq!(package.files[0].data, b"code");
+        Ok(())
+    }
 }

@@ -1,7 +1,8 @@
 //! Initramfs images: where each kernel's image lives, and reading one in
-//! place (see [`crate::cpio`] for the format walk).
+//! place (see [`formats::cpio`] for the format walk). An image is judged
+//! by what the kernel ends up with when it unpacks it: every segment is
+//! read, and when a path appears more than once the last copy wins.
 
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -20,21 +21,13 @@ pub fn image_candidates(kver: &str) -> [String; 3] {
     ]
 }
 
-/// Walks the image at `path` on `host`, keeping the regular files whose
-/// in-image path `select` accepts. With `stop_after`, the walk ends as soon
-/// as that many files are kept: decoding a whole image costs about a second
-/// per 100 MB, and a module is usually found well before the end.
-pub fn scan_image(
-    host: &Host,
-    path: &Path,
-    select: impl FnMut(&str) -> bool,
-    stop_after: Option<usize>,
-) -> Result<Scan> {
+/// Walks the whole image at `path` on `host`, keeping the entries whose
+/// in-image path `select` accepts.
+pub fn scan_image(host: &Host, path: &Path, select: impl FnMut(&str) -> bool) -> Result<Scan> {
     let file = host
         .open(path)
         .with_context(|| format!("cannot open {}", path.display()))?;
-    scan(BufReader::with_capacity(1 << 16, file), select, stop_after)
-        .with_context(|| format!("cannot read initramfs image {}", path.display()))
+    scan(file, select).with_context(|| format!("cannot read initramfs image {}", path.display()))
 }
 
 /// The image of `kver`: the first candidate that exists (`true`), or the
@@ -79,7 +72,7 @@ pub fn module_files(host: &Host, image: &Path, kver: &str, names: &[String]) -> 
             })
         })
     };
-    scan_image(host, image, select, None)
+    scan_image(host, image, select)
 }
 
 /// A module file's path relative to its kernel's module folder
@@ -100,7 +93,10 @@ pub fn relative_module_path(path: &str, kver: &str) -> String {
 
 /// The copy of module `name` that the image's modprobe would load: the one
 /// the image's `modules.dep` lists, or, for an image without one (or without
-/// an entry), the first copy found. `None` when the image holds no copy.
+/// an entry), the last copy found. Of copies at the same path, and of
+/// `modules.dep` files, the last one is what the kernel unpacks last and
+/// keeps. `None` when the image holds no copy, or when the copy kept is not
+/// a regular file.
 pub fn member_for<'a>(files: &'a [Member], kver: &str, name: &str) -> Option<&'a Member> {
     let wanted = modinfo::normalize(name);
     let is_module = |path: &str| {
@@ -116,7 +112,7 @@ pub fn member_for<'a>(files: &'a [Member], kver: &str, name: &str) -> Option<&'a
         .collect();
     let listed = files
         .iter()
-        .find(|m| m.path.ends_with("/modules.dep"))
+        .rfind(|m| m.path.ends_with("/modules.dep"))
         .and_then(|dep| {
             String::from_utf8_lossy(&dep.data)
                 .lines()
@@ -129,9 +125,10 @@ pub fn member_for<'a>(files: &'a [Member], kver: &str, name: &str) -> Option<&'a
             copies
                 .iter()
                 .copied()
-                .find(|m| relative_module_path(&m.path, kver) == rel)
+                .rfind(|m| relative_module_path(&m.path, kver) == rel)
         })
-        .or_else(|| copies.first().copied())
+        .or_else(|| copies.last().copied())
+        .filter(|m| m.regular)
 }
 
 #[cfg(test)]
@@ -141,7 +138,8 @@ mod tests {
     fn member(path: &str, data: &[u8]) -> Member {
         Member {
             path: path.into(),
-            mode: 0o100644,
+            mode: 0o644,
+            regular: true,
             data: data.to_vec(),
         }
     }
@@ -162,13 +160,49 @@ mod tests {
         assert_eq!(member_for(&files, k, "aacraid"), Some(&updates));
         assert_eq!(
             member_for(&files[..2], k, "aacraid"),
-            Some(&intree),
-            "no modules.dep: first copy"
+            Some(&updates),
+            "no modules.dep: the last copy"
         );
         assert_eq!(member_for(&files, k, "megaraid_sas"), None);
         assert_eq!(
             relative_module_path("/lib/modules/6.1.0-56-amd64/updates/x.ko", k),
             "updates/x.ko"
         );
+    }
+
+    /// A copy appended after the one the check looked at: the kernel
+    /// unpacks both and keeps the last, so the last is what the image
+    /// holds; the same for a second modules.dep, and for a symlink that
+    /// replaces the file.
+    #[test]
+    fn the_last_copy_of_a_path_wins() {
+        let k = "6.1.0-56-amd64";
+        let first = member("usr/lib/modules/6.1.0-56-amd64/updates/aacraid.ko", b"good");
+        let appended = member("usr/lib/modules/6.1.0-56-amd64/updates/aacraid.ko", b"evil");
+        let dep = |text: &[u8]| member("usr/lib/modules/6.1.0-56-amd64/modules.dep", text);
+        let intree = member(
+            "usr/lib/modules/6.1.0-56-amd64/kernel/drivers/scsi/aacraid/aacraid.ko",
+            b"old",
+        );
+        let files = vec![
+            dep(b"updates/aacraid.ko:\n"),
+            first.clone(),
+            appended.clone(),
+        ];
+        assert_eq!(member_for(&files, k, "aacraid"), Some(&appended));
+        let files = vec![
+            dep(b"updates/aacraid.ko:\n"),
+            first,
+            intree.clone(),
+            dep(b"kernel/drivers/scsi/aacraid/aacraid.ko:\n"),
+        ];
+        assert_eq!(member_for(&files, k, "aacraid"), Some(&intree));
+        let mut link = member(
+            "usr/lib/modules/6.1.0-56-amd64/updates/aacraid.ko",
+            b"/tmp/x",
+        );
+        link.regular = false;
+        let files = vec![dep(b"updates/aacraid.ko:\n"), appended, link];
+        assert_eq!(member_for(&files, k, "aacraid"), None);
     }
 }

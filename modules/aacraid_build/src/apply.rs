@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use ansible_protocol::last_lines;
 use anyhow::{bail, Context as _, Result};
-use formats::dkms;
 use formats::modinfo::{sha256_hex, Resolution};
+use formats::{dkms, path};
 use linux_host::kmod::{Lookup, ModuleFile, Resolved};
 use linux_host::{Cmd, Host};
 
@@ -99,7 +99,7 @@ fn put_source(host: &Host, install: &Install, dir: &Path) -> Result<()> {
         Install::Present => Ok(()),
         Install::Files(files) => {
             for f in files {
-                let path = dir.join(&f.path);
+                let path = path::join(dir, &f.path)?;
                 if let Some(parent) = path.parent() {
                     host.create_dir_all(parent)?;
                 }

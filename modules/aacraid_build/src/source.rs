@@ -11,6 +11,7 @@ use formats::archive::{self, Links};
 use formats::cpio::Member;
 use formats::dkms::{self, Conf};
 use formats::modinfo::validate_name;
+use formats::path;
 use formats::rpm;
 use linux_host::Host;
 
@@ -129,6 +130,8 @@ fn from_rpm(host: &Host, bytes: Vec<u8>, file_name: String, rpm_db: bool) -> Res
             file_name: file_name.clone(),
         }
     } else {
+        // Payload paths are normalised (`usr/src/x-1//etc/y` is
+        // `usr/src/x-1/etc/y`): what is left after the prefix is relative.
         let prefix = format!("{tree}/");
         Install::Files(
             package
@@ -172,7 +175,8 @@ fn from_tree(host: &Host, dir: &Path) -> Result<Source> {
     })
 }
 
-/// Every regular file under `dir`, relative paths.
+/// Every regular file under `dir`, relative paths, modes masked as an
+/// archive's are.
 fn tree_files(host: &Host, dir: &Path, prefix: &str) -> Result<Vec<Member>> {
     let mut out = Vec::new();
     for entry in host.read_dir(dir)? {
@@ -183,7 +187,8 @@ fn tree_files(host: &Host, dir: &Path, prefix: &str) -> Result<Vec<Member>> {
             }
             linux_host::host::Kind::File => out.push(Member {
                 data: host.read(&entry.path)?,
-                mode: host.mode(&entry.path)?,
+                mode: host.mode(&entry.path)? & path::MODE_MASK,
+                regular: true,
                 path: rel,
             }),
             _ => bail!("{} is not a regular file or folder", entry.path.display()),
@@ -218,4 +223,36 @@ fn identity(conf: &Conf, shown: &str) -> Result<(String, String, Vec<String>)> {
         validate_name(m).with_context(|| format!("BUILT_MODULE_NAME in {shown}"))?;
     }
     Ok((name, version, modules))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+    use linux_host::testing::root_with;
+    use linux_host::Script;
+
+    /// A source folder holding a setuid, world-writable file: its bits
+    /// were copied as they were into /usr/src.
+    #[test]
+    fn folder_sources_lose_setuid_and_world_write() -> Result<()> {
+        let dir = root_with(&[
+            (
+                "/root/src/dkms.conf",
+                &b"PACKAGE_NAME=aacraid\nPACKAGE_VERSION=1.0\n"[..],
+            ),
+            ("/root/src/tool", b"#!/bin/sh\n"),
+        ]);
+        let tool = dir.path().join("root/src/tool");
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o6777))?;
+        let host = Host::scripted(dir.path(), Script::new());
+        let source = read(&host, Path::new("/root/src"), false)?;
+        let Install::Files(files) = source.install else {
+            panic!("a folder source outside /usr/src is copied")
+        };
+        let tool = files.iter().find(|f| f.path == "tool").context("tool")?;
+        assert_eq!(tool.mode, 0o775);
+        Ok(())
+    }
 }
