@@ -375,6 +375,7 @@ fn member(path: &str, data: &[u8]) -> Member {
     Member {
         path: path.into(),
         mode: 0o644,
+        regular: true,
         data: data.to_vec(),
     }
 }
@@ -458,7 +459,8 @@ proptest! {
         expected.push((format!("{prefix}modules.dep"), b"updates/aacraid.ko:\n".to_vec()));
         prop_assert_eq!(got, expected);
         let picked = initramfs::member_for(&scan.files, KVER, "aacraid");
-        let in_updates = ours.iter().find(|(dir, _)| *dir == "updates");
+        // The kernel unpacks every copy; the last one is what it keeps.
+        let in_updates = ours.iter().rev().find(|(dir, _)| *dir == "updates");
         match (picked, in_updates) {
             (Some(m), Some((_, data))) => prop_assert_eq!(&m.data, data),
             (Some(_), None) => prop_assert!(!ours.is_empty()),
