@@ -471,12 +471,4 @@ proptest! {
 
 // ---------------------------------------------------------------- harness
 
-#[test]
-fn address_space_limit_is_enforced() {
-    harness::check_limit_enforced("address_space_limit_probe");
-}
-
-#[test]
-fn address_space_limit_probe() {
-    harness::alloc_probe();
-}
+limit_tests!();

@@ -135,3 +135,21 @@ pub fn check_limit_enforced(probe_test: &str) {
         "the probe did not fail by allocation: {stderr}"
     );
 }
+
+/// The two tests each fuzz binary carries to prove its limit is in force:
+/// a probe that allocates past the limit (in a child run), and the test
+/// that starts the child and checks how it ended.
+#[macro_export]
+macro_rules! limit_tests {
+    () => {
+        #[test]
+        fn address_space_limit_is_enforced() {
+            harness::check_limit_enforced("address_space_limit_probe");
+        }
+
+        #[test]
+        fn address_space_limit_probe() {
+            harness::alloc_probe();
+        }
+    };
+}
