@@ -98,8 +98,16 @@ fn put_source(host: &Host, install: &Install, dir: &Path) -> Result<()> {
     match install {
         Install::Present => Ok(()),
         Install::Files(files) => {
-            for f in files {
-                let path = path::join(dir, &f.path)?;
+            let base = dir.parent().unwrap_or(Path::new("/usr/src"));
+            let paths = files
+                .iter()
+                .map(|f| {
+                    let path = path::join(dir, &f.path)?;
+                    host.refuse_links_below(base, &path)?;
+                    Ok(path)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            for (f, path) in files.iter().zip(paths) {
                 if let Some(parent) = path.parent() {
                     host.create_dir_all(parent)?;
                 }

@@ -156,3 +156,31 @@ fn bad_input_fails_before_any_change() {
         "{err:?}"
     );
 }
+
+/// Attack (or a leftover): `/usr/src/<name>-<version>` is a link to a
+/// folder elsewhere; unpacking the source would write through it.
+#[test]
+fn source_tree_behind_a_link_is_refused_before_any_write() -> Result<()> {
+    let (dir, host) = host_with(&base_files(), dkms(""));
+    std::fs::create_dir_all(dir.path().join("etc"))?;
+    std::fs::create_dir_all(dir.path().join("usr/src"))?;
+    std::os::unix::fs::symlink(
+        dir.path().join("etc"),
+        dir.path().join("usr/src/aacraid-1.0"),
+    )?;
+    let plan = AacraidBuild::plan(
+        options(json!({"src": "/src", "kernels": [K]})),
+        &Context::default(),
+        &host,
+    )?;
+    let err = match AacraidBuild::apply(plan, &Context::default(), &host) {
+        Ok(_) => panic!("the run must fail"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        err.contains("/usr/src/aacraid-1.0 is a symbolic link"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(dir.path().join("etc"))?.count(), 0);
+    Ok(())
+}
