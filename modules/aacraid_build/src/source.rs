@@ -73,6 +73,7 @@ fn from_tarball(host: &Host, bytes: &[u8], path: &Path, rpm_db: bool) -> Result<
     let entries = archive::read_tar_gz(bytes, Links::Inside)
         .with_context(|| format!("cannot use the tarball {}", path.display()))?;
     let mut candidates = Vec::new();
+    let mut unreadable = Vec::new();
     for entry in entries.into_iter().filter(|e| e.path.ends_with(".rpm")) {
         let file_name = entry
             .path
@@ -80,13 +81,18 @@ fn from_tarball(host: &Host, bytes: &[u8], path: &Path, rpm_db: bool) -> Result<
             .next()
             .unwrap_or(&entry.path)
             .to_string();
-        if let Ok(package) = rpm::read(&entry.data, |p| p.ends_with("/dkms.conf")) {
-            if !package.files.is_empty() {
-                candidates.push((file_name, entry.data));
-            }
+        match rpm::read(&entry.data, |p| p.ends_with("/dkms.conf")) {
+            Ok(package) if !package.files.is_empty() => candidates.push((file_name, entry.data)),
+            Ok(_) => {}
+            Err(e) => unreadable.push(format!("{}: {e:#}", entry.path)),
         }
     }
     match candidates.len() {
+        0 if !unreadable.is_empty() => bail!(
+            "the tarball {} holds no DKMS driver rpm that can be used; refused: {}",
+            path.display(),
+            unreadable.join("; ")
+        ),
         0 => bail!(
             "the tarball {} holds no DKMS driver rpm (an rpm with /usr/src/<name>-<version>/dkms.conf)",
             path.display()

@@ -184,3 +184,30 @@ fn source_tree_behind_a_link_is_refused_before_any_write() -> Result<()> {
     assert_eq!(std::fs::read_dir(dir.path().join("etc"))?.count(), 0);
     Ok(())
 }
+
+/// A vendor tarball whose driver rpm is refused (here: not an rpm past
+/// its lead) says which rpm and why, not only that no driver was found.
+#[test]
+fn an_unreadable_rpm_in_a_tarball_is_named_with_its_reason() -> Result<()> {
+    let mut broken = vec![0xed, 0xab, 0xee, 0xdb];
+    broken.extend([0u8; 200]);
+    let tgz = formats::archive::write_tar_gz(&[
+        ("readme.txt", 0o644, b"hello"),
+        ("pkg/aacraid-1.0-dkms.noarch.rpm", 0o644, &broken),
+    ])?;
+    let (_dir, host) = host_with(
+        &[
+            ("/lib/modules/6.1.0-56-amd64/modules.order", b""),
+            ("/v.tgz", &tgz),
+        ],
+        dkms(""),
+    );
+    let msg = plan_error(&host, json!({"src": "/v.tgz", "kernels": [K]})).expect("refused");
+    assert!(
+        msg.contains(
+            "holds no DKMS driver rpm that can be used; refused: pkg/aacraid-1.0-dkms.noarch.rpm: "
+        ),
+        "{msg}"
+    );
+    Ok(())
+}
