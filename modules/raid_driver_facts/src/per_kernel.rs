@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use formats::compress::Compression;
 use formats::modinfo::{sha256_hex, ModInfo};
 use linux_host::initramfs::{image_path, member_for, module_files};
 use linux_host::kmod::{self, Lookup, ModuleFile, Resolved};
@@ -123,7 +124,13 @@ fn image_facts(host: &Host, release: &str, name: &str, resolved: Option<&ModuleF
         }
     };
     image.compression = Some(scan.compression());
-    image.early_cpio = Some(scan.segments.len() > 1);
+    // An uncompressed archive before the first compressed one; a segment
+    // appended after the main archive is not an early cpio.
+    let first_compressed = scan
+        .segments
+        .iter()
+        .position(|s| s.compression != Compression::None);
+    image.early_cpio = Some(first_compressed.is_some_and(|at| at > 0));
     let file = member_for(&scan.files, release, name).cloned();
     image.contains_module = Some(file.is_some());
     match file {

@@ -162,10 +162,12 @@ fn fresh_image_means_reboot_required() -> Result<()> {
         dir.path()
             .join(format!("lib/modules/{NEW}/updates/aacraid.ko")),
     )?;
-    let image = gzip(&cpio(&[(
+    let mut image = gzip(&cpio(&[(
         &format!("usr/lib/modules/{NEW}/updates/aacraid.ko"),
         &vendor,
     )]));
+    // A segment appended after the main archive is not an early cpio.
+    image.extend(cpio(&[("etc/motd", b"appended")]));
     write(dir.path(), &format!("/boot/initrd.img-{NEW}"), &image);
     let host = Host::scripted(dir.path(), script());
     let (f, _) = gather_facts(&host, options(serde_json::json!({"kernels": "running"})))?;
