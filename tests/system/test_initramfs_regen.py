@@ -112,6 +112,9 @@ def image_member_sha(lab, kernel, relative):
 def test_only_the_stale_image_is_rebuilt_and_checked(lab):
     new, old = lab.kernels
     assert lab.module("kmod_update", src=f"/root/{new}.tgz")["changed"] is True
+    # A mode neither tool writes, so that keeping it is the module's doing.
+    lab.sh(f"chmod 640 /boot/initrd.img-{new}")
+    old_mode = lab.sh(f"stat -c %a /boot/initrd.img-{old}")
     pristine = images(lab)
 
     preview = regen(lab, check_mode=True, diff=True)
@@ -138,7 +141,8 @@ def test_only_the_stale_image_is_rebuilt_and_checked(lab):
     after = images(lab)
     changed = [line for line in after.splitlines() if line not in pristine.splitlines()]
     assert len(changed) == 1 and changed[0].endswith(f"initrd.img-{new}"), changed
-    assert lab.sh(f"stat -c %a /boot/initrd.img-{new}") == lab.sh(f"stat -c %a /boot/initrd.img-{old}")
+    assert lab.sh(f"stat -c %a /boot/initrd.img-{new}").strip() == "640", "the rebuilt image keeps its mode"
+    assert lab.sh(f"stat -c %a /boot/initrd.img-{old}") == old_mode
 
     again = regen(lab)
     assert again["changed"] is False and not any(k["rebuilt"] for k in again["kernels"])

@@ -11,6 +11,7 @@ import io
 import json
 import tarfile
 import threading
+import time
 
 import pytest
 
@@ -52,12 +53,24 @@ def resolved(lab, kernel):
     return lab.sh(f"modinfo -k {kernel} -n aacraid").strip()
 
 
-def index_times(lab):
-    return lab.sh(f"stat -c '%n %Y %Z' /lib/modules/*/modules.dep /lib/modules/*/modules.dep.bin")
+DEPMOD_LOG = "/root/depmod-calls.log"
+
+
+def log_depmod_calls(lab):
+    """A root-owned wrapper in /usr/local/sbin (searched first) that logs each
+    depmod command line, then runs the real depmod."""
+    lab.sh(f"printf '#!/bin/sh\\necho \"depmod $*\" >> {DEPMOD_LOG}\\nexec /usr/sbin/depmod \"$@\"\\n'"
+           " > /usr/local/sbin/depmod && chmod 755 /usr/local/sbin/depmod")
+
+
+def depmod_calls(lab):
+    """The depmod command lines run since the log was last cleared, and clears it."""
+    return lab.sh(f"cat {DEPMOD_LOG} 2>/dev/null; rm -f {DEPMOD_LOG}").splitlines()
 
 
 def test_install_idempotence_and_absent(server, upstream):
     lab = server
+    log_depmod_calls(lab)
     pristine = content_hash(lab)
     intree = {k: resolved(lab, k) for k in lab.kernels}
     intree_sha = lab.sh(f"sha256sum {' '.join(intree.values())}")
@@ -87,13 +100,13 @@ def test_install_idempotence_and_absent(server, upstream):
     assert lab.sh(f"sha256sum {' '.join(intree.values())}") == intree_sha, "the in-tree modules are untouched"
     assert not lab.sh("find /lib/modules -name '.*tmp*'"), "no temporary file left"
 
+    assert depmod_calls(lab) == [f"depmod -a {k}" for k in lab.kernels], "each install ran depmod once"
     settled = content_hash(lab)
-    times = index_times(lab)
     for k in lab.kernels:
         again = install(lab, k)
         assert again["changed"] is False and again["kernels"][0]["action"] == "none", again
         assert install(lab, k, check_mode=True)["changed"] is False
-    assert index_times(lab) == times, "depmod did not run"
+    assert depmod_calls(lab) == [], "an unchanged run runs no depmod"
     assert content_hash(lab) == settled
 
     gone = lab.module("kmod_update", state="absent", check_mode=True, diff=True)
@@ -250,6 +263,26 @@ def test_concurrent_runs_leave_a_consistent_tree(server):
     assert not lab.sh("find /lib/modules /var/lib/kmod_update -name '.*tmp*'")
     assert json.loads(lab.sh(f"cat /var/lib/kmod_update/{k}/aacraid.json"))["version"] == MODULE_VERSION
     assert lab.module("kmod_update", state="absent")["changed"] is True
+
+
+def test_a_held_lock_makes_the_run_wait_and_write_nothing(server):
+    """Another run (here `flock` from outside) holds the kernel tree's lock:
+    kmod_update waits, writing nothing, and installs once it is released."""
+    lab = server
+    k = lab.kernels[0]
+    target = f"/lib/modules/{k}/updates/aacraid.ko"
+    before = content_hash(lab)
+    lab.sh(f"setsid flock /lib/modules/{k} sleep 8 > /dev/null 2>&1 < /dev/null &")
+    lab.sh(f"until flock -n /lib/modules/{k} true; [ $? -eq 1 ]; do sleep 0.1; done")
+    results = []
+    runner = threading.Thread(target=lambda: results.append(install(lab, k)))
+    runner.start()
+    time.sleep(4)
+    assert runner.is_alive(), "the run did not wait for the lock"
+    assert content_hash(lab) == before, "the run wrote while another held the lock"
+    runner.join(timeout=120)
+    assert len(results) == 1 and results[0]["changed"] is True, results
+    assert resolved(lab, k) == target
 
 
 @pytest.mark.parametrize("version", list(ANSIBLE))
