@@ -25,7 +25,7 @@ def test_upload_build_fetch_and_install(version, vendor_packages, tmp_path):
 
         out, _ = run_ansible(version, "ansible-playbook", "-i", inv, "--check", build, extra_vars=build_vars)
         result = task_results(out)["lab"]
-        assert result["changed"] is True and all(f["fetched"] for f in result["fetched"])
+        assert result["changed"] is True and [f["fetched"] for f in result["fetched"]] == [True, True]
         assert not fetch_dir.exists(), "check mode fetched nothing"
 
         out, _ = run_ansible(version, "ansible-playbook", "-i", inv, build, extra_vars=build_vars)
@@ -38,7 +38,7 @@ def test_upload_build_fetch_and_install(version, vendor_packages, tmp_path):
 
         out, _ = run_ansible(version, "ansible-playbook", "-i", inv, build, extra_vars=build_vars)
         assert out["stats"]["lab"]["changed"] == 0
-        assert not any(f["fetched"] for f in task_results(out)["lab"]["fetched"])
+        assert [f["fetched"] for f in task_results(out)["lab"]["fetched"]] == [False, False]
 
         install = playbook("install_from_controller")
         install_vars = {"fetch_dir": str(fetch_dir), "vendor_version": VENDOR_VERSION,
