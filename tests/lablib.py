@@ -16,6 +16,8 @@ import time
 import uuid
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = ("dracut", "initramfs-tools")
 
@@ -132,6 +134,8 @@ class Lab:
         self.sh(f"rm -f {args_file}")
         result = json.loads(out.stdout)
         assert (out.returncode == 1) == result.get("failed", False), out
+        if not result.get("failed"):
+            check_return(binary, result)
         return result
 
     def timed(self, command):
@@ -149,6 +153,7 @@ class Lab:
         seconds, out = self.timed(f"{self.install(binary)} {args_file}")
         result = json.loads(out)
         assert not result.get("failed"), result
+        check_return(binary, result)
         return seconds, result
 
     def sh(self, script, check=True):
@@ -207,6 +212,26 @@ esac
 [ "$1" = "-i" ] && { shift; exec /usr/bin/rpm -i --force-debian "$@"; }
 exec /usr/bin/rpm "$@"
 """
+
+
+# Keys every module result may carry whatever its RETURN documents.
+COMMON_KEYS = {"changed", "failed", "msg", "diff", "warnings", "deprecations", "invocation"}
+RETURN_TYPES = {"str": str, "bool": bool, "list": list, "dict": dict, "int": int}
+
+
+def check_return(binary, result):
+    """A successful result holds exactly what the module's sidecar RETURN
+    documents: no undocumented key, every `returned: always` key, and each
+    value (when not null) of the documented type."""
+    documented = yaml.safe_load((REPO / "modules" / binary / f"{binary}.yml").read_text())["RETURN"]
+    extra = set(result) - COMMON_KEYS - set(documented)
+    assert not extra, f"{binary} returned keys its RETURN does not document: {sorted(extra)}"
+    for key, spec in documented.items():
+        if spec.get("returned") == "always":
+            assert key in result, f"{binary}'s RETURN says {key} is always returned: {sorted(result)}"
+        if result.get(key) is not None and spec.get("type") in RETURN_TYPES:
+            assert isinstance(result[key], RETURN_TYPES[spec["type"]]), \
+                f"{binary}'s {key} is documented as {spec['type']}: {result[key]!r}"
 
 
 def ansible_env(version=NEWEST):
