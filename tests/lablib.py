@@ -179,6 +179,19 @@ class Lab:
             script += f"; find {where} -type f -exec sha256sum {{}} + | sort | sha256sum"
         return self.sh(script)
 
+    def log_calls(self, tool):
+        """Puts a root-owned wrapper for `tool` in /usr/local/sbin, which the
+        modules search first, that logs each command line and runs the real
+        `tool` from /usr/sbin; `calls` reads the log."""
+        log = f"/root/{tool}-calls.log"
+        self.sh(f"printf '#!/bin/sh\\necho \"{tool} $*\" >> {log}\\nexec /usr/sbin/{tool} \"$@\"\\n'"
+                f" > /usr/local/sbin/{tool} && chmod 755 /usr/local/sbin/{tool}")
+
+    def calls(self, tool):
+        """The command lines of `tool` logged since the last call (see
+        `log_calls`); clears the log."""
+        return self.sh(f"cat /root/{tool}-calls.log 2>/dev/null; rm -f /root/{tool}-calls.log").splitlines()
+
     def pretend_rpm_based(self):
         """Makes this Debian container look rpm-based to aacraid_build with a
         root-owned wrapper, /usr/local/sbin/rpm: /bin/sh is "owned" by a

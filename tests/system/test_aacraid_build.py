@@ -33,20 +33,9 @@ def tree_hash(lab):
     return lab.tree_hash(*WATCHED)
 
 
-DKMS_LOG = "/root/dkms-calls.log"
-
-
-def log_dkms_calls(lab):
-    """A root-owned wrapper in /usr/local/sbin (searched first) that logs each
-    dkms command line, then runs the real dkms."""
-    lab.sh(f"printf '#!/bin/sh\\necho \"$*\" >> {DKMS_LOG}\\nexec /usr/sbin/dkms \"$@\"\\n' > /usr/local/sbin/dkms"
-           " && chmod 755 /usr/local/sbin/dkms")
-
-
 def dkms_calls(lab):
-    """The dkms subcommands run since the log was last cleared, and clears it."""
-    calls = lab.sh(f"cat {DKMS_LOG} 2>/dev/null; rm -f {DKMS_LOG}").splitlines()
-    return [line.split()[0] for line in calls]
+    """The dkms subcommands run since the last look."""
+    return [line.split()[1] for line in lab.calls("dkms")]
 
 
 def full(lab, **extra):
@@ -54,7 +43,7 @@ def full(lab, **extra):
 
 
 def test_lifecycle(lab):
-    log_dkms_calls(lab)
+    lab.log_calls("dkms")
     before = tree_hash(lab)
     preview = run_module(lab, check_mode=True, diff=True, **full(lab))
     assert preview["changed"] is True

@@ -53,24 +53,9 @@ def resolved(lab, kernel):
     return lab.sh(f"modinfo -k {kernel} -n aacraid").strip()
 
 
-DEPMOD_LOG = "/root/depmod-calls.log"
-
-
-def log_depmod_calls(lab):
-    """A root-owned wrapper in /usr/local/sbin (searched first) that logs each
-    depmod command line, then runs the real depmod."""
-    lab.sh(f"printf '#!/bin/sh\\necho \"depmod $*\" >> {DEPMOD_LOG}\\nexec /usr/sbin/depmod \"$@\"\\n'"
-           " > /usr/local/sbin/depmod && chmod 755 /usr/local/sbin/depmod")
-
-
-def depmod_calls(lab):
-    """The depmod command lines run since the log was last cleared, and clears it."""
-    return lab.sh(f"cat {DEPMOD_LOG} 2>/dev/null; rm -f {DEPMOD_LOG}").splitlines()
-
-
 def test_install_idempotence_and_absent(server, upstream):
     lab = server
-    log_depmod_calls(lab)
+    lab.log_calls("depmod")
     pristine = content_hash(lab)
     intree = {k: resolved(lab, k) for k in lab.kernels}
     intree_sha = lab.sh(f"sha256sum {' '.join(intree.values())}")
@@ -100,13 +85,13 @@ def test_install_idempotence_and_absent(server, upstream):
     assert lab.sh(f"sha256sum {' '.join(intree.values())}") == intree_sha, "the in-tree modules are untouched"
     assert not lab.sh("find /lib/modules -name '.*tmp*'"), "no temporary file left"
 
-    assert depmod_calls(lab) == [f"depmod -a {k}" for k in lab.kernels], "each install ran depmod once"
+    assert lab.calls("depmod") == [f"depmod -a {k}" for k in lab.kernels], "each install ran depmod once"
     settled = content_hash(lab)
     for k in lab.kernels:
         again = install(lab, k)
         assert again["changed"] is False and again["kernels"][0]["action"] == "none", again
         assert install(lab, k, check_mode=True)["changed"] is False
-    assert depmod_calls(lab) == [], "an unchanged run runs no depmod"
+    assert lab.calls("depmod") == [], "an unchanged run runs no depmod"
     assert content_hash(lab) == settled
 
     gone = lab.module("kmod_update", state="absent", check_mode=True, diff=True)
