@@ -71,6 +71,16 @@ pub fn cpio(files: &[(&str, &[u8])]) -> Vec<u8> {
     out
 }
 
+/// A regular file as a cpio walk returns it (mode 0644).
+pub fn member(path: &str, data: &[u8]) -> crate::cpio::Member {
+    crate::cpio::Member {
+        path: path.into(),
+        mode: 0o644,
+        regular: true,
+        data: data.to_vec(),
+    }
+}
+
 /// gzip-compresses `data` (as dracut and initramfs-tools may compress images).
 pub fn gzip(data: &[u8]) -> Vec<u8> {
     use std::io::Write;

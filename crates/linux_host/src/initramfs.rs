@@ -134,15 +134,7 @@ pub fn member_for<'a>(files: &'a [Member], kver: &str, name: &str) -> Option<&'a
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn member(path: &str, data: &[u8]) -> Member {
-        Member {
-            path: path.into(),
-            mode: 0o644,
-            regular: true,
-            data: data.to_vec(),
-        }
-    }
+    use formats::testing::member;
 
     #[test]
     fn the_image_modules_dep_picks_the_copy() {

@@ -22,7 +22,7 @@ use serde_json::{json, Map, Value};
 
 use formats::cpio::Member;
 use formats::modinfo::Resolution;
-use formats::testing::{cpio, gzip};
+use formats::testing::{cpio, gzip, member};
 use linux_host::depmod::{self, Config, Rule};
 use linux_host::kernel::{self, KernelSpec};
 use linux_host::{initramfs, kmod, loaded, mounts, Host, Script};
@@ -370,15 +370,6 @@ proptest! {
 }
 
 // ---------------------------------------------------------------- initramfs
-
-fn member(path: &str, data: &[u8]) -> Member {
-    Member {
-        path: path.into(),
-        mode: 0o644,
-        regular: true,
-        data: data.to_vec(),
-    }
-}
 
 proptest! {
     #![proptest_config(harness::config(1000))]
