@@ -278,6 +278,43 @@ def test_a_held_lock_makes_the_run_wait_and_write_nothing(server):
     assert resolved(lab, k) == target
 
 
+def test_a_run_killed_during_depmod_is_rolled_back_by_the_next(server):
+    """Crash: kmod_update is killed (with its children) while depmod runs,
+    after the module and its record are written. The journal it left makes
+    the next run roll that back before installing again; check mode
+    predicts exactly that; the run after reports no change; `absent` then
+    restores the trees byte for byte."""
+    lab = server
+    k = lab.kernels[0]
+    pristine = content_hash(lab)
+    lab.sh("printf '#!/bin/sh\\ntouch /tmp/in-depmod\\nsleep 600\\nexec /usr/sbin/depmod \"$@\"\\n'"
+           " > /usr/local/sbin/depmod && chmod 755 /usr/local/sbin/depmod")
+    args = lab.args_file("kmod_update", src=f"/root/{k}.tgz")
+    program = lab.install("kmod_update")
+    lab.sh(f"setsid {program} {args} > /tmp/killed.json 2>&1 < /dev/null & echo $! > /tmp/killed.pid")
+    lab.sh("for i in $(seq 600); do [ -e /tmp/in-depmod ] && exit 0; sleep 0.1; done; exit 1")
+    lab.sh("kill -9 -$(cat /tmp/killed.pid)")
+    lab.sh("rm /usr/local/sbin/depmod")
+    journal = f"/var/lib/kmod_update.journal.aacraid@{k}"
+    assert lab.sh(f"ls {journal}").split()[0] == "intent.json"
+    assert lab.sh(f"test -e /var/lib/kmod_update/{k}/aacraid.json && echo recorded").strip() == "recorded"
+
+    preview = install(lab, k, check_mode=True)
+    assert preview["changed"] is True
+    assert [(r["kernel"], r["rolled_back"]) for r in preview["recovered"]] == [(k, True)]
+    assert preview["kernels"][0]["action"] == "install", preview
+    repaired = install(lab, k)
+    assert repaired["changed"] is True
+    assert [r["kernel"] for r in repaired["recovered"]] == [k]
+    assert repaired["kernels"][0]["action"] == preview["kernels"][0]["action"]
+    assert lab.sh(f"ls -d {journal} 2>/dev/null || true") == ""
+    assert resolved(lab, k) == f"/lib/modules/{k}/updates/aacraid.ko"
+    again = install(lab, k)
+    assert again["changed"] is False and again["recovered"] == [], again
+    assert lab.module("kmod_update", state="absent")["changed"] is True
+    assert content_hash(lab) == pristine
+
+
 @pytest.mark.parametrize("version", list(ANSIBLE))
 def test_through_ansible(version, server, tmp_path):
     lab = server

@@ -361,10 +361,31 @@ impl Host {
         .with_context(|| format!("cannot move {} to {}", from.display(), target.display()))
     }
 
-    /// Removes a file (not a directory).
+    /// Removes a file (not a directory) and fsyncs its folder, so the
+    /// removal survives a power cut.
     pub fn remove_file(&self, path: &Path) -> Result<()> {
-        fs::remove_file(self.real_path(path))
+        let real = self.real_path(path);
+        fs::remove_file(&real)
+            .and_then(|()| sync_parent(&real))
             .with_context(|| format!("cannot remove {}", path.display()))
+    }
+
+    /// fsyncs every regular file of `dir` whose name `wanted` accepts,
+    /// then `dir` itself: what another program (depmod) wrote there is on
+    /// disk before the run reports success.
+    pub fn sync_files(&self, dir: &Path, wanted: impl Fn(&str) -> bool) -> Result<()> {
+        let real = self.real_path(dir);
+        (|| -> io::Result<()> {
+            for entry in fs::read_dir(&real)? {
+                let entry = entry?;
+                let name = entry.file_name();
+                if entry.file_type()?.is_file() && name.to_str().is_some_and(&wanted) {
+                    File::open(entry.path())?.sync_all()?;
+                }
+            }
+            File::open(&real)?.sync_all()
+        })()
+        .with_context(|| format!("cannot sync the files of {}", dir.display()))
     }
 
     /// Permission bits of a file (following symlinks).
@@ -378,16 +399,44 @@ impl Host {
         Ok((meta.uid(), meta.gid()))
     }
 
-    /// Removes an empty directory.
+    /// Removes an empty directory and fsyncs its parent.
     pub fn remove_dir(&self, path: &Path) -> Result<()> {
-        fs::remove_dir(self.real_path(path))
+        let real = self.real_path(path);
+        fs::remove_dir(&real)
+            .and_then(|()| sync_parent(&real))
             .with_context(|| format!("cannot remove directory {}", path.display()))
     }
 
-    /// Creates a directory and its missing parents (mode 0755).
-    pub fn create_dir_all(&self, path: &Path) -> Result<()> {
-        fs::create_dir_all(self.real_path(path))
+    /// Creates one directory with `mode` (its parent must exist; an entry
+    /// already there, a symlink included, is an error) and fsyncs the
+    /// parent.
+    pub fn create_dir(&self, path: &Path, mode: u32) -> Result<()> {
+        let real = self.real_path(path);
+        fs::DirBuilder::new()
+            .mode(mode)
+            .create(&real)
+            .and_then(|()| fs::set_permissions(&real, fs::Permissions::from_mode(mode)))
+            .and_then(|()| sync_parent(&real))
             .with_context(|| format!("cannot create directory {}", path.display()))
+    }
+
+    /// Creates a directory and its missing parents (mode 0755), fsyncing
+    /// the parent of each one created.
+    pub fn create_dir_all(&self, path: &Path) -> Result<()> {
+        let real = self.real_path(path);
+        let missing: Vec<&Path> = real.ancestors().take_while(|d| !d.exists()).collect();
+        fs::create_dir_all(&real)
+            .and_then(|()| missing.iter().rev().try_for_each(|d| sync_parent(d)))
+            .with_context(|| format!("cannot create directory {}", path.display()))
+    }
+}
+
+/// fsyncs the folder holding `path`, after an entry in it was added,
+/// renamed or removed.
+fn sync_parent(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(dir) => File::open(dir)?.sync_all(),
+        None => Ok(()),
     }
 }
 

@@ -7,6 +7,8 @@ use anyhow::{bail, Context as _, Result};
 use formats::modinfo::sha256_hex;
 use linux_host::Host;
 
+use crate::journal::View;
+
 /// A file that is at the destination now.
 #[derive(Debug)]
 pub struct Existing {
@@ -21,20 +23,20 @@ pub fn same_file(host: &Host, a: &Path, b: &Path) -> bool {
 }
 
 /// The file at `path`, if any; a symbolic link there is refused.
-pub fn read_existing(host: &Host, path: &Path) -> Result<Option<Existing>> {
-    if !host.exists(path) {
+pub fn read_existing(view: &View, path: &Path) -> Result<Option<Existing>> {
+    if !view.exists(path) {
         return Ok(None);
     }
-    if host.read_link(path).is_ok() {
+    if view.is_link(path) {
         bail!(
             "{} is a symbolic link: refusing to replace it",
             path.display()
         );
     }
-    let data = host
+    let data = view
         .read(path)
         .with_context(|| format!("cannot read {}", path.display()))?;
-    let mode = host.mode(path)?;
+    let mode = view.mode(path)?;
     Ok(Some(Existing {
         sha256: sha256_hex(&data),
         data,
@@ -43,10 +45,10 @@ pub fn read_existing(host: &Host, path: &Path) -> Result<Option<Existing>> {
 }
 
 /// Folders from the top down that must be created for `dir` to exist.
-pub fn missing_dirs(host: &Host, dir: &Path) -> Vec<PathBuf> {
+pub fn missing_dirs(view: &View, dir: &Path) -> Vec<PathBuf> {
     let mut missing: Vec<PathBuf> = dir
         .ancestors()
-        .take_while(|d| !host.exists(d))
+        .take_while(|d| !view.exists(d))
         .map(Path::to_path_buf)
         .collect();
     missing.reverse();

@@ -5,19 +5,20 @@
 //! kernel now resolves the module to that file. `state: absent` removes
 //! what it installed and puts back what it replaced (see [`record`]).
 //!
-//! Everything is checked before the first write ([`plan`]); once writing
-//! starts ([`apply`]), any failure (including a resolution check that
-//! another file wins) undoes every change of the run and reruns `depmod`,
-//! so the host ends as it was. Options are documented in `kmod_update.yml`.
+//! Everything is checked before the first write ([`plan`]); every change
+//! is journaled before it is made ([`journal`]), so any failure (including
+//! a resolution check that another file wins) undoes every change of the
+//! run and reruns `depmod`, and a run killed at any point is rolled back by
+//! the next run, which then does its own work. Options are documented in `kmod_update.yml`.
 
 mod apply;
 mod files;
+mod journal;
 mod options;
 mod plan;
 mod record;
 mod report;
 mod source;
-mod undo;
 mod vermagic;
 
 use ansible_protocol::{Context, Module, Response};
@@ -55,8 +56,8 @@ impl Module for KmodUpdate {
         report(plan, predicted, Vec::new())
     }
 
-    fn apply(plan: Plan, _ctx: &Context, host: &Host) -> Result<Response<Return>> {
-        let (outcomes, warnings) = apply::apply(&plan, host)?;
+    fn apply(mut plan: Plan, _ctx: &Context, host: &Host) -> Result<Response<Return>> {
+        let (outcomes, warnings) = apply::apply(&mut plan, host)?;
         Ok(report(plan, outcomes, warnings))
     }
 }

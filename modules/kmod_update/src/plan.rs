@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 use formats::modinfo::{sha256_hex, validate_name, Resolution};
-use linux_host::kmod::{self, Lookup, Resolved};
+use linux_host::kmod::{self, Resolved};
 use linux_host::{depmod, kernel, mounts, DirLock, Host};
 use serde::Serialize;
 
 use crate::files::{missing_dirs, read_existing, same_file, Existing};
+use crate::journal::{self, Journal, View};
 use crate::options::{validate_dest, Options, State};
 use crate::record::{self, Record};
 use crate::source::{self, Source};
@@ -74,13 +75,29 @@ pub struct Plan {
     pub(crate) backup: bool,
     pub(crate) kernels: Vec<KernelPlan>,
     pub(crate) warnings: Vec<String>,
+    /// Journals of killed runs, rolled back (or removed) before the plan
+    /// is carried out; taken by [`crate::apply`].
+    pub(crate) recover: Vec<Journal>,
+    /// What that recovery does, for the result.
+    pub(crate) recovered: Vec<Recovered>,
     pub(crate) _locks: Vec<DirLock>,
 }
 
+/// A kernel where an earlier run was killed.
+#[derive(Clone, Debug, Serialize)]
+pub struct Recovered {
+    pub kernel: String,
+    /// The journal folder it left.
+    pub journal: PathBuf,
+    /// True when its changes are rolled back (and depmod rerun); false
+    /// when it had finished and only its journal folder is removed.
+    pub rolled_back: bool,
+}
+
 impl Plan {
-    /// Whether any kernel changes.
+    /// Whether any kernel changes, or a killed run is recovered.
     pub fn changed(&self) -> bool {
-        self.kernels.iter().any(|k| k.action != Action::None)
+        !self.recovered.is_empty() || self.kernels.iter().any(|k| k.action != Action::None)
     }
 }
 
@@ -114,8 +131,30 @@ pub fn plan(o: Options, host: &Host) -> Result<Plan> {
     }
     let kernels = select_kernels(host, &o, source.as_ref())?;
     // Two runs on one host must not interleave: each holds its kernels'
-    // module folders from planning to the end of the run.
-    let locks = kernel::lock_trees(host, &kernels)?;
+    // module folders from planning to the end of the run, and those where
+    // a killed run left a journal, which this run recovers first.
+    let installed = kernel::installed(host)?;
+    let journaled: Vec<String> = journal::kernels_with_journal(host, &o.name)
+        .into_iter()
+        .filter(|k| installed.contains(k))
+        .collect();
+    let mut locked = kernels.clone();
+    locked.extend(journaled.iter().cloned());
+    let locks = kernel::lock_trees(host, &locked)?;
+    let mut recover = Vec::new();
+    for k in &journaled {
+        if let Some(j) = Journal::read(host, k, &o.name)? {
+            recover.push(j);
+        }
+    }
+    let recovered = recover
+        .iter()
+        .map(|j| Recovered {
+            kernel: j.kernel.clone(),
+            journal: j.path().to_path_buf(),
+            rolled_back: j.unfinished(),
+        })
+        .collect();
     let mut planner = Planner {
         host,
         o: &o,
@@ -128,11 +167,12 @@ pub fn plan(o: Options, host: &Host) -> Result<Plan> {
     };
     let mut plans = Vec::new();
     for k in &kernels {
-        let before = Resolved::read(host, k, &o.name, Lookup::Auto)?;
-        let record = record::read(host, k, &o.name)?;
+        let view = View::after_rollback(host, recover.iter().find(|j| &j.kernel == k));
+        let before = view.resolved(k, &o.name)?;
+        let record = record::read(&view, k, &o.name)?;
         plans.push(match &source {
-            Some(s) => planner.install(k, &dest, s, record, before)?,
-            None => planner.remove(k, record, before)?,
+            Some(s) => planner.install(&view, k, &dest, s, record, before)?,
+            None => planner.remove(&view, k, record, before)?,
         });
     }
     let warnings = planner.warnings;
@@ -164,6 +204,8 @@ pub fn plan(o: Options, host: &Host) -> Result<Plan> {
         backup: o.backup,
         kernels: plans,
         warnings,
+        recover,
+        recovered,
         _locks: locks,
     })
 }
@@ -180,7 +222,8 @@ fn select_kernels(host: &Host, o: &Options, source: Option<&Source>) -> Result<V
             .or_else(|| s.info.vermagic_release().map(str::to_string))
             .with_context(|| format!("{} names no kernel: set kernels", s.described))?],
         (true, None) => {
-            let recorded = record::kernels_with_record(host, &o.name);
+            let mut recorded = record::kernels_with_record(host, &o.name);
+            recorded.extend(journal::kernels_with_journal(host, &o.name));
             installed
                 .iter()
                 .filter(|k| recorded.contains(k))
@@ -203,6 +246,7 @@ struct Planner<'a> {
 impl Planner<'_> {
     fn install(
         &mut self,
+        view: &View,
         k: &str,
         dest: &Path,
         s: &Source,
@@ -219,7 +263,7 @@ impl Planner<'_> {
             .filter(|e| **e != s.extension)
         {
             let sibling = dir.join(format!("{}{ext}", o.name));
-            if host.exists(&sibling) {
+            if view.exists(&sibling) {
                 bail!(
                     "{} already exists beside {}: depmod would take either of them; remove it first",
                     sibling.display(),
@@ -237,12 +281,12 @@ impl Planner<'_> {
                 );
             }
         }
-        let existing = read_existing(host, &target)?;
+        let existing = read_existing(view, &target)?;
         let resolved_here = before.path().is_some_and(|f| same_file(host, f, &target));
         let (action, reason) = match &existing {
             None => (Action::Install, "not installed".to_string()),
             Some(e) if e.sha256 == s.sha256 => {
-                let owner = host.owner(&target)?;
+                let owner = view.owner(&target)?;
                 if e.mode != 0o644 || owner != (0, 0) {
                     (
                         Action::Replace,
@@ -272,7 +316,7 @@ impl Planner<'_> {
             kernel: k.to_string(),
             action,
             reason,
-            new_dirs: missing_dirs(host, &dir),
+            new_dirs: missing_dirs(view, &dir),
             after: Resolved::predicted(k, &target, &s.data),
             path: Some(target),
             existing,
@@ -282,8 +326,14 @@ impl Planner<'_> {
         })
     }
 
-    fn remove(&mut self, k: &str, record: Option<Record>, before: Resolved) -> Result<KernelPlan> {
-        let (host, o) = (self.host, self.o);
+    fn remove(
+        &mut self,
+        view: &View,
+        k: &str,
+        record: Option<Record>,
+        before: Resolved,
+    ) -> Result<KernelPlan> {
+        let o = self.o;
         let Some(r) = record else {
             return Ok(KernelPlan {
                 kernel: k.to_string(),
@@ -298,7 +348,7 @@ impl Planner<'_> {
                 before,
             });
         };
-        let existing = read_existing(host, &r.path)?;
+        let existing = read_existing(view, &r.path)?;
         if let Some(e) = existing.as_ref().filter(|e| e.sha256 != r.sha256) {
             let what = format!(
                 "{} changed since kmod_update installed it (sha256 {} instead of {})",
@@ -315,7 +365,7 @@ impl Planner<'_> {
         let restore = match &r.replaced {
             Some(replaced) => {
                 let saved = record::saved_path(k, &o.name);
-                let data = host.read(&saved).with_context(|| {
+                let data = view.read(&saved).with_context(|| {
                     format!(
                         "cannot read {}, the file kmod_update replaced",
                         saved.display()
@@ -333,7 +383,7 @@ impl Planner<'_> {
         };
         let after = match &restore {
             Some(data) => Resolved::predicted(k, &r.path, data),
-            None => self.next_copy(k, &r.path)?,
+            None => self.next_copy(view, k, &r.path)?,
         };
         let (action, reason) = match (&restore, &existing) {
             (Some(_), _) => (
@@ -363,10 +413,10 @@ impl Planner<'_> {
     /// Which copy depmod is expected to pick once `removed` is gone: the
     /// one with the best search rank (the check-mode prediction; a real run
     /// reports what modinfo says).
-    fn next_copy(&self, k: &str, removed: &Path) -> Result<Resolved> {
+    fn next_copy(&self, view: &View, k: &str, removed: &Path) -> Result<Resolved> {
         let best = kmod::find_copies(self.host, k, &self.o.name)?
             .into_iter()
-            .filter(|p| p != removed)
+            .filter(|p| p != removed && view.exists(p))
             .min_by_key(|p| self.config.rank(&kmod::relative_to(k, p)));
         Ok(Resolved::of(
             self.host,

@@ -17,6 +17,8 @@ use anyhow::{Context, Result};
 use linux_host::{kernel, Host};
 use serde::{Deserialize, Serialize};
 
+use crate::journal::View;
+
 /// Where records live.
 pub const STATE_DIR: &str = "/var/lib/kmod_update";
 
@@ -64,13 +66,14 @@ pub fn saved_path(kver: &str, name: &str) -> PathBuf {
 /// record folder must hold no symbolic link, and the paths a record names
 /// must lie inside the kernel's own tree, with no link on the way: a
 /// removal trusts them.
-pub fn read(host: &Host, kver: &str, name: &str) -> Result<Option<Record>> {
+pub fn read(view: &View, kver: &str, name: &str) -> Result<Option<Record>> {
+    let host = view.host();
     let file = path(kver, name);
     let var_lib = Path::new(STATE_DIR).parent().unwrap_or(Path::new("/"));
     for own in [&file, &saved_path(kver, name)] {
         host.refuse_links_below(var_lib, own)?;
     }
-    let record: Record = match host.read(&file) {
+    let record: Record = match view.read(&file) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .with_context(|| format!("{} is not a record kmod_update wrote", file.display()))?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::apply::Outcome;
 use crate::options::State;
-use crate::plan::{Action, KernelPlan, Plan};
+use crate::plan::{Action, KernelPlan, Plan, Recovered};
 
 /// The module's return values (documented in the sidecar's RETURN).
 #[derive(Debug, Serialize)]
@@ -20,6 +20,9 @@ pub struct Return {
     /// Where the installed module came from.
     pub source: Option<String>,
     pub kernels: Vec<KernelResult>,
+    /// Kernels where a killed run was rolled back (or its finished journal
+    /// removed) before this run's work.
+    pub recovered: Vec<Recovered>,
 }
 
 /// One kernel's part of the result.
@@ -62,6 +65,14 @@ pub fn report(plan: Plan, outcomes: Vec<Outcome>, warnings: Vec<String>) -> Resp
         .filter(|k| k.action != Action::None)
         .map(|k| format!("{} {}", k.action.as_str(), k.kernel))
         .collect();
+    let mut changes = changes;
+    changes.splice(
+        0..0,
+        plan.recovered.iter().map(|r| match r.rolled_back {
+            true => format!("roll back the interrupted run on {}", r.kernel),
+            false => format!("remove the finished journal of {}", r.kernel),
+        }),
+    );
     let msg = if changes.is_empty() {
         format!("{}: nothing to do", plan.name)
     } else {
@@ -86,6 +97,7 @@ pub fn report(plan: Plan, outcomes: Vec<Outcome>, warnings: Vec<String>) -> Resp
             state: plan.state,
             source: plan.source.as_ref().map(|s| s.described.clone()),
             kernels,
+            recovered: plan.recovered,
         },
     }
 }

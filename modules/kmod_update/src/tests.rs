@@ -45,6 +45,7 @@ fn host_with(files: &[(&str, Vec<u8>)], resolves: &str) -> (tempfile::TempDir, H
     ];
     all.extend(files.iter().map(|(p, d)| (p.to_string(), d.clone())));
     let dir = root_with(&all);
+    std::fs::create_dir_all(dir.path().join("var/lib")).expect("/var/lib");
     let script = Script::new()
         .answer(
             &["modinfo", "-k", K, "-n", "aacraid"],
@@ -344,5 +345,72 @@ fn refuses_records_that_point_outside_their_kernel() -> Result<()> {
         msg.contains(&format!("/var/lib/kmod_update/{K} is a symbolic link")),
         "{msg}"
     );
+    Ok(())
+}
+
+/// A run killed after writing the module and before its record: the next
+/// run's plan sees the host as the rollback leaves it (check mode predicts
+/// an install and the rollback), and the real run rolls back, installs,
+/// writes the record and removes the journal.
+#[test]
+fn a_killed_install_is_rolled_back_and_redone() -> Result<()> {
+    let ko = module("aacraid", "1.2-1.41024dkms", VERMAGIC);
+    let target = format!("/lib/modules/{K}/updates/aacraid.ko");
+    let (dir, host) = host_with(&[("/root/aacraid.ko", ko.clone())], &target);
+    let before =
+        linux_host::kmod::Resolved::read(&host, K, "aacraid", linux_host::kmod::Lookup::Auto)?;
+    let mut killed = crate::journal::Journal::begin(&host, K, "aacraid", &before)?;
+    killed.create_dirs(&host, &[PathBuf::from(format!("/lib/modules/{K}/updates"))])?;
+    killed.write(&host, Path::new(&target), &ko, 0o644)?;
+    std::fs::write(
+        dir.path()
+            .join(format!("lib/modules/{K}/updates/.aacraid.ko.tmp99.0")),
+        b"half",
+    )?;
+    std::fs::write(
+        dir.path()
+            .join(format!("lib/modules/{K}/modules.dep.bin.99.12.34")),
+        b"half",
+    )?;
+    drop(killed);
+
+    let preview = KmodUpdate::preview(
+        plan(&host, json!({"src": "/root/aacraid.ko"}))?,
+        &Context::default(),
+    );
+    assert!(preview.changed);
+    assert_eq!(preview.values.kernels[0].action, Action::Install);
+    assert_eq!(preview.values.recovered.len(), 1);
+    assert!(preview.values.recovered[0].rolled_back);
+
+    let done = KmodUpdate::apply(
+        plan(&host, json!({"src": "/root/aacraid.ko"}))?,
+        &Context::default(),
+        &host,
+    )?;
+    assert_eq!(done.values.kernels[0].action, Action::Install);
+    assert_eq!(done.values.recovered.len(), 1);
+    assert!(done.msg.as_deref().is_some_and(|m| m.starts_with(&format!(
+        "aacraid: roll back the interrupted run on {K}, install {K}"
+    ))));
+    let root = dir.path();
+    assert!(root
+        .join(format!("var/lib/kmod_update/{K}/aacraid.json"))
+        .exists());
+    assert!(!root
+        .join(format!("var/lib/kmod_update.journal.aacraid@{K}"))
+        .exists());
+    assert!(!root
+        .join(format!("lib/modules/{K}/updates/.aacraid.ko.tmp99.0"))
+        .exists());
+    assert!(!root
+        .join(format!("lib/modules/{K}/modules.dep.bin.99.12.34"))
+        .exists());
+
+    let again = KmodUpdate::preview(
+        plan(&host, json!({"src": "/root/aacraid.ko"}))?,
+        &Context::default(),
+    );
+    assert!(!again.changed, "{:?}", again.msg);
     Ok(())
 }
