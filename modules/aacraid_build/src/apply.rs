@@ -175,10 +175,16 @@ fn verify_installed(host: &Host, plan: &Plan, kernel: &str) -> Result<()> {
         };
         if resolved.sha256() != Some(sha256_hex(&b.data).as_str()) {
             let theirs = ModuleFile::read(host, kernel, path);
+            let hint = if plan.force {
+                "something takes precedence over DKMS's copy (a depmod.d override or search order, or another \
+                 copy of the module); raid_driver_facts shows every copy"
+            } else {
+                "dkms skips a module it does not consider newer than the kernel's own; set force: true to install \
+                 it anyway"
+            };
             bail!(
                 "dkms install of {} {} for kernel {kernel} left {} in place (version {}), not the module it built \
-                 (version {}): dkms skips a module it does not consider newer than the kernel's own; set force: true \
-                 to install it anyway",
+                 (version {}): {hint}",
                 plan.name,
                 plan.version,
                 path.display(),
