@@ -400,3 +400,58 @@ fn an_unreadable_rpm_in_a_tarball_is_named_with_its_reason() -> Result<()> {
     );
     Ok(())
 }
+
+/// The plan holds `/usr/src` (one run of this module at a time) and the
+/// module folder of each kernel (as kmod_update and initramfs_regen lock
+/// them) until it is dropped.
+#[test]
+fn the_plan_holds_the_source_and_kernel_locks() -> Result<()> {
+    let (dir, host) = host_with(&base_files(), dkms(""));
+    let plan = plan_of(&host)?;
+    let other = Host::scripted(dir.path(), Script::new());
+    let wait = std::time::Duration::from_millis(200);
+    for held in ["/usr/src", "/lib/modules/6.1.0-56-amd64"] {
+        let err = other
+            .lock_dir_within(std::path::Path::new(held), wait)
+            .expect_err(held);
+        assert!(err.to_string().contains("is still locked by"), "{err}");
+    }
+    drop(plan);
+    other.lock_dir_within(std::path::Path::new("/usr/src"), wait)?;
+    Ok(())
+}
+
+/// `src` is the tree in /usr/src itself: without a list it is adopted;
+/// with a list it no longer matches, it was edited in place and DKMS's
+/// builds of it are discarded and made again.
+#[test]
+fn a_tree_given_as_src_is_checked_against_its_own_list() -> Result<()> {
+    let status = format!("aacraid/1.0, {K}, x86_64: built\n");
+    let in_place = |list: Option<&[u8]>| -> Result<Plan> {
+        let mut files = base_files();
+        files.push(("/usr/src/aacraid-1.0/dkms.conf", CONF));
+        files.push(("/usr/src/aacraid-1.0/aacraid.c", b"/* edited */"));
+        if let Some(list) = list {
+            files.push(("/usr/src/aacraid-1.0/.aacraid_build.sha256", list));
+        }
+        let (_dir, host) = host_with(&files, dkms(&status));
+        AacraidBuild::plan(
+            options(json!({"src": "/usr/src/aacraid-1.0/", "kernels": [K], "state": "built"})),
+            &Context::default(),
+            &host,
+        )
+    };
+    let adopted = in_place(None)?;
+    assert_eq!(
+        adopted.tree.as_ref().map(|t| t.shown.action),
+        Some(Action::Adopted)
+    );
+    assert!(!adopted.discard && !adopted.kernels[0].steps.build);
+    let changed = in_place(Some(&list_of_src()))?;
+    assert_eq!(
+        changed.tree.as_ref().map(|t| t.shown.action),
+        Some(Action::Changed)
+    );
+    assert!(changed.discard && changed.add && changed.kernels[0].steps.build);
+    Ok(())
+}
