@@ -294,6 +294,7 @@ def test_an_install_the_kernel_does_not_resolve_is_repaired(lab):
     assert kernel["repair"] == (f"dkms says aacraid {VERSION} is installed for kernel {k} "
                                 f"but reports that the installed module differs from the one it built"), kernel
     assert f"staging folders left by killed runs are removed: {staging}" in preview["msg"]
+    assert dkms_calls(lab) == ["status"]
 
     repaired = run_module(lab, **options)
     assert repaired["changed"] is True and repaired["staging_removed"] == [staging]
@@ -302,6 +303,18 @@ def test_an_install_the_kernel_does_not_resolve_is_repaired(lab):
     assert lab.sh(f"sha256sum {installed}").split()[0] == built
     assert repaired["kernels"][0]["module"]["resolved"] == installed
     assert lab.sh(f"test -e {staging} || echo gone").strip() == "gone"
+    assert run_module(lab, **options)["changed"] is False
+
+    # Killed after the copy, before depmod: the file is in place, so dkms
+    # sees nothing wrong, but the kernel's index still names its own module.
+    lab.sh(f"mv {installed} /root/held.ko && depmod {k} && mv /root/held.ko {installed}")
+    intree = f"/lib/modules/{k}/kernel/drivers/scsi/aacraid/aacraid.ko"
+    assert lab.sh(f"modinfo -k {k} -n aacraid").strip() == intree
+    assert lab.sh(f"dkms status -m aacraid -v {VERSION}").strip().endswith(": installed")
+    again = run_module(lab, **options)
+    assert again["kernels"][0]["repair"] == (f"dkms says aacraid {VERSION} is installed for kernel {k} but the "
+                                             f"kernel resolves aacraid to {intree}, not the module dkms built")
+    assert again["kernels"][0]["module"]["resolved"] == installed
     assert run_module(lab, **options)["changed"] is False
 
 
