@@ -198,6 +198,13 @@ def test_rpm_based_host_installs_the_rpm_with_rpm(lab):
         assert lab.sh("rpm -q aacraid").strip() == f"aacraid-{VERSION}-dkms.noarch"
         assert f"/usr/src/aacraid-{VERSION}/dkms.conf" in lab.sh("rpm -ql aacraid")
         assert lab.sh(f"dkms status -m aacraid -v {VERSION}").strip().endswith(": built")
+        # A tree rpm left incomplete: moved aside, installed again by rpm, rebuilt.
+        lab.sh(f"truncate -s 10 /usr/src/aacraid-{VERSION}/aacraid.c")
+        again = run_module(lab, src="/root/good.tgz", kernels=[lab.kernels[0]], state="built")
+        assert again["source_tree"]["action"] == "replaced" and again["discarded"] is True, again
+        assert again["kernels"][0]["build"] is True
+        assert lab.sh(f"rpm -V aacraid && echo verified").strip() == "verified"
+        assert run_module(lab, src="/root/good.tgz", kernels=[lab.kernels[0]], state="built")["changed"] is False
     finally:
         lab.sh(f"dkms remove -m aacraid -v {VERSION} --all || true; /usr/bin/rpm -e aacraid || true")
         lab.sh("rm -f /usr/local/sbin/rpm")
