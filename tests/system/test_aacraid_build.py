@@ -4,11 +4,13 @@ tests/fixtures/make-vendor-package.sh; then DKMS 2.x paths through
 tests/fixtures/fake-dkms-2x; then through ansible-core."""
 
 import json
+import threading
+import time
 
 import pytest
 
-from lablib import (ANSIBLE, BROKEN_VERSION, MODULE_VERSION, REPO, VENDOR_VERSION, Lab, inventory, playbook,
-                    run_ansible, task_results)
+from lablib import (ANSIBLE, BROKEN_VERSION, MODULE_VERSION, REPO, VENDOR_VERSION, Lab, inventory,
+                    make_vendor_package, playbook, run_ansible, task_results)
 
 VERSION = VENDOR_VERSION
 BROKEN = BROKEN_VERSION
@@ -105,7 +107,10 @@ def test_install_dkms_skips_silently_fails_then_force_installs(lab):
     assert "set force: true" in refused["msg"] and lab.intree_version(k) in refused["msg"], refused["msg"]
     forced = run_module(lab, src="/root/good.tgz", kernels=[k], force=True)
     assert forced["changed"] is True
-    assert forced["kernels"][0]["before"] == "built" and forced["kernels"][0]["install"] is True
+    # DKMS calls the skipped install installed, and flags the difference.
+    done = forced["kernels"][0]
+    assert done["before"] == "installed" and done["install"] is True and done["build"] is False, done
+    assert "differs from the one it built" in done["repair"], done
     assert lab.sh(f"modinfo -k {k} -n aacraid").strip() == f"/lib/modules/{k}/updates/dkms/aacraid.ko"
     lab.sh(f"dkms remove -m aacraid -v {VERSION} --all")
 
@@ -193,6 +198,13 @@ def test_rpm_based_host_installs_the_rpm_with_rpm(lab):
         assert lab.sh("rpm -q aacraid").strip() == f"aacraid-{VERSION}-dkms.noarch"
         assert f"/usr/src/aacraid-{VERSION}/dkms.conf" in lab.sh("rpm -ql aacraid")
         assert lab.sh(f"dkms status -m aacraid -v {VERSION}").strip().endswith(": built")
+        # A tree rpm left incomplete: moved aside, installed again by rpm, rebuilt.
+        lab.sh(f"truncate -s 10 /usr/src/aacraid-{VERSION}/aacraid.c")
+        again = run_module(lab, src="/root/good.tgz", kernels=[lab.kernels[0]], state="built")
+        assert again["source_tree"]["action"] == "replaced" and again["discarded"] is True, again
+        assert again["kernels"][0]["build"] is True
+        assert lab.sh(f"rpm -V aacraid && echo verified").strip() == "verified"
+        assert run_module(lab, src="/root/good.tgz", kernels=[lab.kernels[0]], state="built")["changed"] is False
     finally:
         lab.sh(f"dkms remove -m aacraid -v {VERSION} --all || true; /usr/bin/rpm -e aacraid || true")
         lab.sh("rm -f /usr/local/sbin/rpm")
@@ -208,3 +220,134 @@ def test_through_ansible(version, vendor_packages, tmp_path):
         assert len(task_results(out)["lab"]["kernels"]) == 2
         out, _ = run_ansible(version, "ansible-playbook", "-i", inv, playbook("build"))
         assert out["stats"]["lab"]["changed"] == 0
+
+
+def source_dir(version=VERSION):
+    return f"/usr/src/aacraid-{version}"
+
+
+def test_a_broken_tree_is_replaced_and_rebuilt_and_a_respin_too(lab, tmp_path):
+    """A file of /usr/src/<n>-<v> truncated and another deleted (what a copy
+    killed halfway left under older releases): the next run replaces the
+    tree whole, rebuilds, and says so; check mode predicts exactly that.
+    Then a vendor respin (same version, other aacraid.c) does the same."""
+    k = lab.kernels[0]
+    options = dict(src="/root/good.tgz", kernels=[k], force=True)
+    assert run_module(lab, **options)["source_tree"]["action"] == "installed"
+    pristine = lab.tree_hash(source_dir())
+    assert lab.sh(f"head -c 64 {source_dir()}/.aacraid_build.sha256 | wc -c").strip() == "64"
+
+    lab.sh(f"truncate -s 100 {source_dir()}/aacraid.c && rm {source_dir()}/Makefile")
+    lab.log_calls("dkms")
+    before = tree_hash(lab)
+    preview = run_module(lab, check_mode=True, **options)
+    assert tree_hash(lab) == before, "check mode changed the host"
+    assert preview["changed"] is True and preview["discarded"] is True
+    assert preview["source_tree"] == {
+        "path": source_dir(), "action": "replaced",
+        "differences": ["Makefile: missing", "aacraid.c: content differs"],
+    }
+    assert preview["msg"].startswith(
+        f"source: replaced, the package's sources differ from {source_dir()} "
+        "(Makefile: missing; aacraid.c: content differs)"), preview["msg"]
+    assert [(s["before"], s["build"], s["install"]) for s in preview["kernels"]] == [("installed", True, True)]
+    assert dkms_calls(lab) == ["status"]
+
+    fixed = run_module(lab, **options)
+    assert {key: fixed[key] for key in ("changed", "msg", "source_tree", "discarded", "source_installed")} == {
+        key: preview[key] for key in ("changed", "msg", "source_tree", "discarded", "source_installed")}
+    assert [(s["before"], s["after"], s["build"], s["install"]) for s in fixed["kernels"]] == [
+        ("installed", "installed", True, True)]
+    assert dkms_calls(lab) == ["status", "remove", "add", "build", "install"]
+    assert lab.tree_hash(source_dir()) == pristine
+    assert fixed["kernels"][0]["module"]["resolved"] == f"/lib/modules/{k}/updates/dkms/aacraid.ko"
+    settled = run_module(lab, **options)
+    assert settled["changed"] is False and settled["source_tree"]["action"] == "current", settled
+    assert dkms_calls(lab) == ["status"]
+
+    respun = make_vendor_package(tmp_path / "respin", VERSION, module_version=f"{MODULE_VERSION}-respin")
+    lab.put(respun, "/root/respin.tgz")
+    respin = run_module(lab, **{**options, "src": "/root/respin.tgz"})
+    assert respin["changed"] is True and respin["discarded"] is True
+    assert respin["source_tree"]["action"] == "replaced"
+    assert respin["source_tree"]["differences"] == ["aacraid.c: content differs"]
+    assert respin["msg"].startswith(f"source: replaced, the package's sources differ from {source_dir()}")
+    assert respin["kernels"][0]["build"] is True
+    assert respin["kernels"][0]["module"]["version"] == f"{MODULE_VERSION}-respin"
+    assert lab.sh(f"modinfo -k {k} -F version aacraid").strip() == f"{MODULE_VERSION}-respin"
+    assert run_module(lab, **{**options, "src": "/root/respin.tgz"})["changed"] is False
+
+
+def test_an_install_the_kernel_does_not_resolve_is_repaired(lab):
+    """dkms says installed, but the file it installed was removed (as a run
+    killed during `dkms install` can leave it); a staging folder of a killed
+    run lies in /usr/src. Check mode predicts the repair and the removal;
+    the run does both; the next run changes nothing."""
+    k = lab.kernels[0]
+    options = dict(src="/root/good.tgz", kernels=[k], force=True)
+    run_module(lab, **options)
+    installed = f"/lib/modules/{k}/updates/dkms/aacraid.ko"
+    built = lab.sh(f"sha256sum {installed}").split()[0]
+    staging = "/usr/src/.aacraid_build-99999-0"
+    lab.sh(f"rm {installed}; mkdir -m 700 {staging}; echo half > {staging}/dkms.conf")
+    assert f"aacraid/{VERSION}, {k}, x86_64: installed" in lab.sh("dkms status")
+    lab.log_calls("dkms")
+    before = tree_hash(lab)
+    preview = run_module(lab, check_mode=True, **options)
+    assert tree_hash(lab) == before, "check mode changed the host"
+    assert preview["changed"] is True and preview["staging_removed"] == [staging]
+    kernel = preview["kernels"][0]
+    assert (kernel["before"], kernel["build"], kernel["install"]) == ("installed", False, True)
+    assert kernel["repair"] == (f"dkms says aacraid {VERSION} is installed for kernel {k} "
+                                f"but reports that the installed module differs from the one it built"), kernel
+    assert f"staging folders left by killed runs are removed: {staging}" in preview["msg"]
+    assert dkms_calls(lab) == ["status"]
+
+    repaired = run_module(lab, **options)
+    assert repaired["changed"] is True and repaired["staging_removed"] == [staging]
+    assert repaired["kernels"][0]["repair"] == kernel["repair"] and repaired["msg"] == preview["msg"]
+    assert dkms_calls(lab) == ["status", "uninstall", "install"]
+    assert lab.sh(f"sha256sum {installed}").split()[0] == built
+    assert repaired["kernels"][0]["module"]["resolved"] == installed
+    assert lab.sh(f"test -e {staging} || echo gone").strip() == "gone"
+    assert run_module(lab, **options)["changed"] is False
+
+    # Killed after the copy, before depmod: the file is in place, so dkms
+    # sees nothing wrong, but the kernel's index still names its own module.
+    lab.sh(f"mv {installed} /root/held.ko && depmod {k} && mv /root/held.ko {installed}")
+    intree = f"/lib/modules/{k}/kernel/drivers/scsi/aacraid/aacraid.ko"
+    assert lab.sh(f"modinfo -k {k} -n aacraid").strip() == intree
+    assert lab.sh(f"dkms status -m aacraid -v {VERSION}").strip().endswith(": installed")
+    again = run_module(lab, **options)
+    assert again["kernels"][0]["repair"] == (f"dkms says aacraid {VERSION} is installed for kernel {k} but the "
+                                             f"kernel resolves aacraid to {intree}, not the module dkms built")
+    assert again["kernels"][0]["module"]["resolved"] == installed
+    assert run_module(lab, **options)["changed"] is False
+
+
+def test_a_held_kernel_folder_lock_makes_the_run_wait(lab):
+    """The kernel folder is locked the way kmod_update and initramfs_regen
+    lock it: the run waits (after reading dkms status) and neither builds
+    nor writes under /lib/modules until it is released."""
+    k = lab.kernels[0]
+    lab.log_calls("dkms")
+    before = lab.tree_hash("/lib/modules", "/var/lib/dkms")
+    hold = "while [ ! -e /tmp/release ]; do sleep 0.1; done"
+    lab.sh(f"setsid flock /lib/modules/{k} sh -c '{hold}' > /dev/null 2>&1 < /dev/null &")
+    lab.sh(f"until flock -n /lib/modules/{k} true; [ $? -eq 1 ]; do sleep 0.1; done")
+    results = []
+    runner = threading.Thread(target=lambda: results.append(
+        run_module(lab, src="/root/good.tgz", kernels=[k], force=True)))
+    runner.start()
+    try:
+        lab.sh("for i in $(seq 600); do grep -q status /root/dkms-calls.log 2>/dev/null && exit 0; "
+               "sleep 0.1; done; exit 1")
+        time.sleep(3)
+        assert runner.is_alive(), "the run did not wait for the lock"
+        assert lab.sh("cat /root/dkms-calls.log").split() == ["dkms", "status", "-m", "aacraid", "-v", VERSION]
+        assert lab.tree_hash("/lib/modules", "/var/lib/dkms") == before, "the run wrote while the lock was held"
+    finally:
+        lab.sh("touch /tmp/release")
+        runner.join(timeout=300)
+    assert len(results) == 1 and results[0]["changed"] is True, results
+    assert dkms_calls(lab) == ["status", "add", "build", "install"]

@@ -55,6 +55,18 @@ pub struct PrivateDir<'a> {
     pub path: PathBuf,
 }
 
+impl PrivateDir<'_> {
+    /// Renames the finished folder to `target` (see
+    /// [`Host::rename_durably`]) and keeps it there; on failure the folder
+    /// is removed as usual.
+    pub fn persist(self, target: &Path) -> Result<()> {
+        self.host.rename_durably(&self.path, target)?;
+        // Nothing is left at the old name to remove.
+        std::mem::forget(self);
+        Ok(())
+    }
+}
+
 impl Drop for PrivateDir<'_> {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(self.host.real_path(&self.path));
@@ -388,6 +400,26 @@ impl Host {
         .with_context(|| format!("cannot sync the files of {}", dir.display()))
     }
 
+    /// Removes a folder and everything in it, never following a symbolic
+    /// link: `path` itself must be a real folder.
+    pub fn remove_tree(&self, path: &Path) -> Result<()> {
+        let real = self.real_path(path);
+        let meta = fs::symlink_metadata(&real)
+            .with_context(|| format!("cannot remove {}", path.display()))?;
+        if !meta.is_dir() {
+            bail!("cannot remove {}: not a folder", path.display());
+        }
+        fs::remove_dir_all(&real).with_context(|| format!("cannot remove {}", path.display()))
+    }
+
+    /// Flushes a folder's entries to disk (after files were created or
+    /// renamed in it).
+    pub fn sync_dir(&self, path: &Path) -> Result<()> {
+        File::open(self.real_path(path))
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("cannot sync {}", path.display()))
+    }
+
     /// Permission bits of a file (following symlinks).
     pub fn mode(&self, path: &Path) -> io::Result<u32> {
         Ok(fs::metadata(self.real_path(path))?.permissions().mode() & 0o7777)
@@ -637,6 +669,38 @@ mod tests {
         assert!(
             err.to_string().contains("not a folder only root can write"),
             "{err}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_persisted_private_dir_stays_and_remove_tree_skips_links() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let host = Host::scripted(dir.path(), Script::new());
+        fs::create_dir_all(dir.path().join("usr/src"))?;
+        fs::set_permissions(
+            dir.path().join("usr/src"),
+            fs::Permissions::from_mode(0o755),
+        )?;
+        let made = host.private_dir(Path::new("/usr/src"), "stage")?;
+        let staged = made.path.clone();
+        host.write_atomic(&made.path.join("f"), b"x", 0o644)?;
+        made.persist(Path::new("/usr/src/tree"))?;
+        assert_eq!(fs::read(dir.path().join("usr/src/tree/f"))?, b"x");
+        assert!(!host.exists(&staged));
+
+        fs::create_dir_all(dir.path().join("etc/keep"))?;
+        std::os::unix::fs::symlink(dir.path().join("etc"), dir.path().join("usr/src/link"))?;
+        let err = host
+            .remove_tree(Path::new("/usr/src/link"))
+            .expect_err("a link");
+        assert!(err.to_string().contains("not a folder"), "{err}");
+        std::os::unix::fs::symlink(dir.path().join("etc"), dir.path().join("usr/src/tree/in"))?;
+        host.remove_tree(Path::new("/usr/src/tree"))?;
+        assert!(!host.exists(Path::new("/usr/src/tree")));
+        assert!(
+            dir.path().join("etc/keep").is_dir(),
+            "the link inside was not followed"
         );
         Ok(())
     }

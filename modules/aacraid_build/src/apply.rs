@@ -1,26 +1,27 @@
-//! Carrying the plan out: the source tree into `/usr/src`, `dkms add`,
-//! then per kernel `build`, `install` (checked: DKMS may skip the copy and
-//! still say it installed), `remove`, and the artifacts.
+//! Carrying the plan out: leftover staging folders removed, DKMS's builds
+//! of a replaced tree discarded, the source tree into `/usr/src`, `dkms
+//! add`, then per kernel `build`, `install` or a repairing reinstall
+//! (checked: DKMS may skip the copy and still say it installed),
+//! `remove`, and the artifacts.
 
 use std::path::{Path, PathBuf};
 
 use ansible_protocol::last_lines;
 use anyhow::{bail, Context as _, Result};
+use formats::dkms;
 use formats::modinfo::{sha256_hex, Resolution};
-use formats::{dkms, path};
 use linux_host::kmod::{Lookup, ModuleFile, Resolved};
 use linux_host::{Cmd, Host};
 
 use crate::options::State;
-use crate::plan::{KernelPlan, Plan};
+use crate::plan::{KernelPlan, Plan, Write};
 use crate::report::{Artifact, KernelResult, ModuleNow};
-use crate::source::Install;
+use crate::tree::{self, LIST, STAGING};
 
 /// Runs every planned step; returns each kernel's result.
 pub fn apply(plan: &Plan, host: &Host) -> Result<Vec<KernelResult>> {
-    let src_dir = dkms::source_dir(&plan.name, &plan.version);
-    if let Some(install) = &plan.install_source {
-        put_source(host, install, &src_dir)?;
+    for dir in &plan.leftovers {
+        tree::remove_leftover(host, dir)?;
     }
     let base = |action: &str| {
         Cmd::new("dkms")
@@ -30,6 +31,14 @@ pub fn apply(plan: &Plan, host: &Host) -> Result<Vec<KernelResult>> {
             .arg("-v")
             .arg(&plan.version)
     };
+    // Before the tree: a run killed in between then finds a tree that
+    // differs and no build of it, and does both again.
+    if plan.discard {
+        host.run_ok(&base("remove").arg("--all"))?;
+    }
+    if let Some(t) = &plan.tree {
+        put_source(host, &t.write, &t.shown.path)?;
+    }
     if plan.add {
         let cmd = base("add");
         let out = host.run(&cmd)?;
@@ -49,6 +58,9 @@ pub fn apply(plan: &Plan, host: &Host) -> Result<Vec<KernelResult>> {
             )?;
         }
         if k.install {
+            if k.repair.is_some() {
+                host.run_ok(&base("uninstall").arg("-k").arg(&k.kernel))?;
+            }
             let mut cmd = base("install").arg("-k").arg(&k.kernel);
             if plan.force {
                 cmd = cmd.arg("--force");
@@ -94,37 +106,29 @@ pub fn apply(plan: &Plan, host: &Host) -> Result<Vec<KernelResult>> {
     Ok(results)
 }
 
-fn put_source(host: &Host, install: &Install, dir: &Path) -> Result<()> {
-    match install {
-        Install::Present => Ok(()),
-        Install::Files(files) => {
-            let base = dir.parent().unwrap_or(Path::new("/usr/src"));
-            let paths = files
-                .iter()
-                .map(|f| {
-                    let path = path::join(dir, &f.path)?;
-                    host.refuse_links_below(base, &path)?;
-                    Ok(path)
-                })
-                .collect::<Result<Vec<_>>>()?;
-            for (f, path) in files.iter().zip(paths) {
-                if let Some(parent) = path.parent() {
-                    host.create_dir_all(parent)?;
-                }
-                host.write_atomic(&path, &f.data, f.mode)?;
+fn put_source(host: &Host, write: &Write, dir: &Path) -> Result<()> {
+    match write {
+        Write::Nothing => Ok(()),
+        Write::List(list) => host.write_atomic_as_root(&dir.join(LIST), list, 0o644),
+        Write::Files { files, list } => tree::put(host, dir, files, list),
+        Write::Rpm { rpm, list } => {
+            let parent = dir.parent().unwrap_or(Path::new(tree::SRC_ROOT));
+            // rpm writes file by file: the old tree goes first, so that a
+            // killed rpm leaves a tree without its list, replaced next run.
+            if host.exists(dir) {
+                let aside = host.private_dir(parent, STAGING)?;
+                host.rename_durably(dir, &aside.path.join("old"))?;
             }
-            Ok(())
-        }
-        Install::Rpm { bytes, file_name } => {
             // rpm runs the package's scriptlets as root: the file it reads
             // must be the one checked, in a folder no other user can enter.
-            let parent = dir.parent().unwrap_or(Path::new("/usr/src"));
-            let staging = host.private_dir(parent, "aacraid_build")?;
-            let rpm = staging.path.join("package.rpm");
-            host.write_atomic_as_root(&rpm, bytes, 0o600)?;
-            host.run_ok(&Cmd::new("rpm").arg("-i").arg(&rpm))
-                .map(|_| ())
-                .with_context(|| format!("cannot install {file_name} with rpm"))
+            let staging = host.private_dir(parent, STAGING)?;
+            let package = staging.path.join("package.rpm");
+            host.write_atomic_as_root(&package, &rpm.bytes, 0o600)?;
+            // --replacepkgs: the database may still list the package whose
+            // tree was just moved aside.
+            host.run_ok(&Cmd::new("rpm").arg("-i").arg("--replacepkgs").arg(&package))
+                .with_context(|| format!("cannot install {} with rpm", rpm.file_name))?;
+            host.write_atomic_as_root(&dir.join(LIST), list, 0o644)
         }
     }
 }
@@ -171,10 +175,16 @@ fn verify_installed(host: &Host, plan: &Plan, kernel: &str) -> Result<()> {
         };
         if resolved.sha256() != Some(sha256_hex(&b.data).as_str()) {
             let theirs = ModuleFile::read(host, kernel, path);
+            let hint = if plan.force {
+                "something takes precedence over DKMS's copy (a depmod.d override or search order, or another \
+                 copy of the module); raid_driver_facts shows every copy"
+            } else {
+                "dkms skips a module it does not consider newer than the kernel's own; set force: true to install \
+                 it anyway"
+            };
             bail!(
                 "dkms install of {} {} for kernel {kernel} left {} in place (version {}), not the module it built \
-                 (version {}): dkms skips a module it does not consider newer than the kernel's own; set force: true \
-                 to install it anyway",
+                 (version {}): {hint}",
                 plan.name,
                 plan.version,
                 path.display(),

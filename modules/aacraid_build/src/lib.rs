@@ -1,5 +1,6 @@
 //! `aacraid_build`: the build host's half of the procedure. Puts the
-//! vendor's DKMS source in `/usr/src/<name>-<version>` ([`source`]), runs
+//! vendor's DKMS source ([`source`]) in `/usr/src/<name>-<version>` whole,
+//! and replaces it whenever it differs from the package ([`tree`]), runs
 //! `dkms add`, `build` and `install` for exactly the kernels asked for
 //! (nothing that is already done, see [`plan`]), and writes one artifact
 //! per kernel for `kmod_update` ([`artifact`]). Options are documented in
@@ -11,6 +12,7 @@ mod options;
 mod plan;
 mod report;
 mod source;
+mod tree;
 
 use ansible_protocol::{Context, Module, Response};
 use anyhow::Result;

@@ -1,19 +1,27 @@
-//! Deciding what the run does: where the source comes from, whether the
-//! version must be added, and per kernel which DKMS steps and artifact
-//! writes are due. Nothing is written here.
+//! Deciding what the run does: the locks, leftover staging folders,
+//! whether the tree in `/usr/src` matches the package, whether the version
+//! must be added (or its builds discarded first), and per kernel which
+//! DKMS steps, repairs and artifact writes are due. Nothing is written
+//! here.
+//!
+//! Lock order: `/usr/src` (one aacraid_build run at a time), then the
+//! kernels' module folders in path order (`kernel::lock_trees`, as
+//! kmod_update and initramfs_regen take them), held until the run ends.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use formats::dkms::{self, State as Dkms};
-use formats::modinfo::validate_name;
+use formats::modinfo::{sha256_hex, validate_name};
 use linux_host::kernel::{self, KernelSpec};
-use linux_host::{Cmd, Host};
+use linux_host::kmod::{Lookup, Resolved};
+use linux_host::{Cmd, DirLock, Host};
 use serde::Serialize;
 
 use crate::artifact::{self, Build};
 use crate::options::{agree, Options, State};
-use crate::source::{self, Install, Source};
+use crate::source::{self, Rpm, Source};
+use crate::tree::{self, Action, Shown, LIST, SRC_ROOT};
 
 /// The DKMS steps for one kernel, and where they take it.
 #[derive(Clone, Debug, Serialize)]
@@ -26,6 +34,8 @@ pub struct Steps {
     pub build: bool,
     pub install: bool,
     pub remove: bool,
+    /// Why an install DKMS reports as done is done again.
+    pub repair: Option<String>,
 }
 
 /// One kernel's part of the plan.
@@ -35,13 +45,38 @@ pub struct KernelPlan {
     pub artifact: Option<artifact::Planned>,
 }
 
+/// How the tree in `/usr/src` is written.
+pub enum Write {
+    /// Not at all.
+    Nothing,
+    /// Only its checksum list (these bytes).
+    List(Vec<u8>),
+    /// Whole, from these files, then the list (see `tree::put`).
+    Files {
+        files: Vec<formats::cpio::Member>,
+        list: Vec<u8>,
+    },
+    /// By `rpm -i` of the package, after the old tree is moved aside; then
+    /// the list.
+    Rpm { rpm: Rpm, list: Vec<u8> },
+}
+
+/// The tree's part of the plan.
+pub struct TreePlan {
+    pub shown: Shown,
+    pub write: Write,
+}
+
 /// Everything decided before the first change.
 pub struct Plan {
     pub(crate) name: String,
     pub(crate) version: String,
     pub(crate) modules: Vec<String>,
-    pub(crate) install_source: Option<Install>,
+    pub(crate) leftovers: Vec<PathBuf>,
+    pub(crate) tree: Option<TreePlan>,
     pub(crate) source_described: Option<String>,
+    /// `dkms remove --all` first: what DKMS built came from another tree.
+    pub(crate) discard: bool,
     pub(crate) add: bool,
     pub(crate) remove_all: bool,
     pub(crate) kernels: Vec<KernelPlan>,
@@ -49,6 +84,7 @@ pub struct Plan {
     pub(crate) mkrpm: bool,
     pub(crate) force: bool,
     pub(crate) state: State,
+    pub(crate) _locks: Vec<DirLock>,
 }
 
 impl Plan {
@@ -64,7 +100,11 @@ impl Plan {
 
     /// Whether the run changes anything.
     pub fn changed(&self) -> bool {
-        self.install_source.is_some()
+        self.tree
+            .as_ref()
+            .is_some_and(|t| t.shown.action != Action::Current)
+            || !self.leftovers.is_empty()
+            || self.discard
             || self.add
             || self.remove_all
             || self.mkrpm
@@ -86,6 +126,8 @@ pub fn plan(options: Options, host: &Host) -> Result<Plan> {
     host.find_program("dkms").map_err(|e| {
         anyhow::anyhow!("dkms is not installed on this host ({e}): install the dkms package")
     })?;
+    let module_lock = host.lock_dir(Path::new(SRC_ROOT))?;
+    let leftovers = tree::leftovers(host)?;
     // An rpm-based distribution: its own shell belongs to an rpm package.
     // (Debian may have the rpm tool, but its database owns nothing.)
     let rpm_db = host
@@ -117,6 +159,11 @@ pub fn plan(options: Options, host: &Host) -> Result<Plan> {
     let status = dkms_status(host, &name, &version)?;
     let added = status.iter().any(|e| e.version == version);
     let kernels = select_kernels(host, &options.kernels, options.state)?;
+    let mut locks = vec![module_lock];
+    locks.extend(kernel::lock_trees(
+        host,
+        &lock_set(host, &kernels, &status),
+    )?);
     let artifacts_dir = options.artifacts_dir.as_ref().map(PathBuf::from);
     if let Some(dir) = &artifacts_dir {
         if !dir.is_absolute() {
@@ -126,19 +173,45 @@ pub fn plan(options: Options, host: &Host) -> Result<Plan> {
             );
         }
     }
+    let source_described = source.as_ref().map(|s| s.described.clone());
+    let tree = match source {
+        Some(s) if options.state != State::Absent => {
+            Some(plan_tree(host, s, &dkms::source_dir(&name, &version))?)
+        }
+        _ => None,
+    };
+    // What DKMS built came from a tree that is no longer the package's.
+    let discard = added
+        && tree.as_ref().is_some_and(|t| {
+            matches!(
+                t.shown.action,
+                Action::Installed | Action::Replaced | Action::Changed
+            )
+        });
     let mut plans = Vec::new();
     for k in &kernels {
-        let before = state_of(&status, &version, k);
-        let done = matches!(before, Dkms::Built | Dkms::Installed);
+        let entry = status.iter().find(|e| e.kernel.as_deref() == Some(k));
+        let before = state_of(entry, added);
+        let done = !discard && matches!(before, Dkms::Built | Dkms::Installed);
+        let mut repair = None;
         let (build, install, remove) = match options.state {
             State::Absent => (false, false, !matches!(before, Dkms::Absent | Dkms::Added)),
             State::Built => (!done, false, false),
-            State::Installed => (!done, before != Dkms::Installed, false),
+            State::Installed => {
+                if !discard && before == Dkms::Installed {
+                    repair = misinstalled(host, entry, &name, &version, k, &modules)?;
+                }
+                (
+                    !done,
+                    discard || before != Dkms::Installed || repair.is_some(),
+                    false,
+                )
+            }
         };
         let after = match options.state {
             State::Absent if before == Dkms::Absent => Dkms::Absent,
             State::Absent => Dkms::Added,
-            State::Built if before == Dkms::Installed => Dkms::Installed,
+            State::Built if before == Dkms::Installed && !discard => Dkms::Installed,
             State::Built => Dkms::Built,
             State::Installed => Dkms::Installed,
         };
@@ -162,6 +235,7 @@ pub fn plan(options: Options, host: &Host) -> Result<Plan> {
                 build,
                 install,
                 remove,
+                repair,
             },
             artifact,
         });
@@ -171,31 +245,147 @@ pub fn plan(options: Options, host: &Host) -> Result<Plan> {
     if remove_all {
         plans.iter_mut().for_each(|p| p.steps.remove = false);
     }
-    let (install_source, source_described) = match source {
-        Some(s) => {
-            let install = match s.install {
-                Install::Present => None,
-                _ if options.state == State::Absent => None,
-                other => Some(other),
-            };
-            (install, Some(s.described))
-        }
-        None => (None, None),
-    };
     Ok(Plan {
-        add: options.state != State::Absent && !added,
+        add: options.state != State::Absent && (!added || discard),
         name,
         version,
         modules,
-        install_source,
+        leftovers,
+        tree,
         source_described,
+        discard,
         remove_all,
         kernels: plans,
         artifacts_dir,
         mkrpm: options.mkrpm && options.state != State::Absent,
         force: options.force,
         state: options.state,
+        _locks: locks,
     })
+}
+
+/// The kernels whose module folders the run may write: those asked for,
+/// and those DKMS lists for this version (`dkms remove --all` reaches
+/// them). A release DKMS prints is used only when it is a valid name of
+/// an existing folder.
+fn lock_set(host: &Host, kernels: &[String], status: &[dkms::Entry]) -> Vec<String> {
+    let mut out = kernels.to_vec();
+    for k in status.iter().filter_map(|e| e.kernel.as_ref()) {
+        if !out.contains(k)
+            && kernel::validate_release(k).is_ok()
+            && host.is_dir(&kernel::modules_dir(k))
+        {
+            out.push(k.clone());
+        }
+    }
+    out
+}
+
+/// Compares the tree in `/usr/src` with the package's files and decides
+/// what to write.
+fn plan_tree(host: &Host, source: Source, dir: &Path) -> Result<TreePlan> {
+    host.refuse_links_below(Path::new(SRC_ROOT), dir)?;
+    let want = tree::listing(&source.files);
+    let list = tree::render(&want);
+    let stored = || host.read(&dir.join(LIST)).ok();
+    let (action, differences) = if !host.exists(dir) {
+        (Action::Installed, Vec::new())
+    } else if !host.is_dir(dir) {
+        (
+            Action::Replaced,
+            vec![format!("{} is not a folder", dir.display())],
+        )
+    } else if source.in_place {
+        match stored() {
+            Some(s) if s == list => (Action::Current, Vec::new()),
+            None => (Action::Adopted, Vec::new()),
+            Some(_) => (
+                Action::Changed,
+                vec![format!(
+                    "the tree's files differ from its checksum list {LIST}"
+                )],
+            ),
+        }
+    } else {
+        let (have, mut differences) = tree::read(host, dir)?;
+        differences.extend(tree::differences(&want, &have));
+        if !differences.is_empty() {
+            (Action::Replaced, tree::shorten(differences))
+        } else if stored().as_ref() == Some(&list) {
+            (Action::Current, Vec::new())
+        } else {
+            (Action::Adopted, Vec::new())
+        }
+    };
+    let write = match action {
+        Action::Current => Write::Nothing,
+        Action::Adopted | Action::Changed => Write::List(list),
+        Action::Installed | Action::Replaced => match source.rpm {
+            Some(rpm) => Write::Rpm { rpm, list },
+            None => Write::Files {
+                files: source.files,
+                list,
+            },
+        },
+    };
+    Ok(TreePlan {
+        shown: Shown {
+            path: dir.to_path_buf(),
+            action,
+            differences,
+        },
+        write,
+    })
+}
+
+/// Why an install DKMS reports as done for `kernel` is not in effect: DKMS
+/// itself sees a difference, or the kernel resolves a module to other
+/// bytes than DKMS built (a run killed during `dkms install`, a file
+/// removed or replaced by hand). `None` when it is.
+fn misinstalled(
+    host: &Host,
+    entry: Option<&dkms::Entry>,
+    name: &str,
+    version: &str,
+    kernel: &str,
+    modules: &[String],
+) -> Result<Option<String>> {
+    let Some(entry) = entry else {
+        return Ok(None);
+    };
+    if entry.state == Dkms::InstalledWeak {
+        // A link to another kernel's build: that kernel's check covers it.
+        return Ok(None);
+    }
+    let says = format!("dkms says {name} {version} is installed for kernel {kernel}");
+    if entry.built_differs_from_installed {
+        return Ok(Some(format!(
+            "{says} but reports that the installed module differs from the one it built"
+        )));
+    }
+    let build = Build {
+        name,
+        version,
+        kernel,
+        modules,
+    };
+    for b in build.built(host)? {
+        let resolved = Resolved::read(host, kernel, &b.module, Lookup::Modinfo)?;
+        if resolved.sha256() == Some(sha256_hex(&b.data).as_str()) {
+            continue;
+        }
+        let what = match &resolved.file {
+            Some(f) if f.sha256.is_none() => "which is missing",
+            Some(_) => "not the module dkms built",
+            None => "not a file",
+        };
+        return Ok(Some(format!(
+            "{says} but the kernel resolves {} to {}, {what}",
+            b.module,
+            resolved.describe()
+        )));
+    }
+    Ok(None)
 }
 
 fn dkms_status(host: &Host, name: &str, version: &str) -> Result<Vec<dkms::Entry>> {
@@ -214,21 +404,14 @@ fn dkms_status(host: &Host, name: &str, version: &str) -> Result<Vec<dkms::Entry
         .collect())
 }
 
-/// Where `version` stands for `kernel`: installed-weak counts as installed,
-/// and an install DKMS itself flags as differing from the build (it
-/// skipped the copy) counts as built.
-fn state_of(status: &[dkms::Entry], version: &str, kernel: &str) -> Dkms {
-    if let Some(e) = status.iter().find(|e| e.kernel.as_deref() == Some(kernel)) {
-        return match &e.state {
-            Dkms::Installed if e.built_differs_from_installed => Dkms::Built,
-            Dkms::InstalledWeak => Dkms::Installed,
-            other => other.clone(),
-        };
-    }
-    if status.iter().any(|e| e.version == version) {
-        Dkms::Added
-    } else {
-        Dkms::Absent
+/// Where `version` stands for the kernel of `entry`: installed-weak
+/// counts as installed; without an entry, added or absent.
+fn state_of(entry: Option<&dkms::Entry>, added: bool) -> Dkms {
+    match entry.map(|e| &e.state) {
+        Some(Dkms::InstalledWeak) => Dkms::Installed,
+        Some(other) => other.clone(),
+        None if added => Dkms::Added,
+        None => Dkms::Absent,
     }
 }
 

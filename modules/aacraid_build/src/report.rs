@@ -1,8 +1,11 @@
-//! The result of a run (or of check mode's prediction): the package, and
+//! The result of a run (or of check mode's prediction): the package, what
+//! happened to its tree in `/usr/src` and to leftover staging folders, and
 //! per kernel the DKMS state before and after, the steps, the artifact and
-//! what the kernel resolves afterwards; plus the diff.
+//! what the kernel resolves afterwards; plus the diff and a message for
+//! anything repaired or replaced.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use ansible_protocol::{Diff, Response};
 use formats::dkms::State as Dkms;
@@ -11,6 +14,7 @@ use serde::Serialize;
 
 use crate::artifact::{Planned, Written};
 use crate::plan::{KernelPlan, Plan, Steps};
+use crate::tree::{Action, Shown};
 
 /// The module's return values (documented in the sidecar's RETURN).
 #[derive(Debug, Serialize)]
@@ -21,6 +25,13 @@ pub struct Return {
     pub source: Option<String>,
     /// Whether the run put the source tree in `/usr/src`.
     pub source_installed: bool,
+    /// The tree in `/usr/src` and what the run does with it.
+    pub source_tree: Option<Shown>,
+    /// Staging folders of killed runs that the run removes.
+    pub staging_removed: Vec<PathBuf>,
+    /// Whether the run removes every DKMS build of this version first
+    /// (`dkms remove --all`) because it came from another tree.
+    pub discarded: bool,
     /// Whether the run added the version to the DKMS tree.
     pub added: bool,
     pub kernels: Vec<KernelResult>,
@@ -85,16 +96,72 @@ pub fn report(plan: &Plan, kernels: Vec<KernelResult>, changed: bool) -> Respons
     let diff = Diff::json(&header, &side(|s| &s.before), &side(|s| &s.after));
     Response {
         changed,
-        msg: None,
+        msg: message(plan, &kernels),
         diff: Some(diff),
         warnings: Vec::new(),
         values: Return {
             name: plan.name.clone(),
             version: plan.version.clone(),
             source: plan.source_described.clone(),
-            source_installed: plan.install_source.is_some(),
+            source_installed: plan
+                .tree
+                .as_ref()
+                .is_some_and(|t| matches!(t.shown.action, Action::Installed | Action::Replaced)),
+            source_tree: plan.tree.as_ref().map(|t| t.shown.clone()),
+            staging_removed: plan.leftovers.clone(),
+            discarded: plan.discard,
             added: plan.add,
             kernels,
         },
     }
+}
+
+/// What a reader must know beyond the steps: a tree replaced or changed,
+/// builds discarded, installs repaired, staging folders removed.
+fn message(plan: &Plan, kernels: &[KernelResult]) -> Option<String> {
+    let mut said = Vec::new();
+    if let Some(t) = &plan.tree {
+        let shown = t.shown.path.display();
+        let why = t.shown.differences.join("; ");
+        match t.shown.action {
+            Action::Replaced => said.push(format!(
+                "source: replaced, the package's sources differ from {shown} ({why})"
+            )),
+            Action::Changed => said.push(format!("source: changed in place, {why}")),
+            Action::Installed if plan.discard => said.push(format!(
+                "source: {shown} was missing while dkms knew the version"
+            )),
+            _ => {}
+        }
+    }
+    if plan.discard {
+        said.push(format!(
+            "dkms remove --all discards every build of {} {} (every kernel), then it is built again for {}",
+            plan.name,
+            plan.version,
+            kernels
+                .iter()
+                .map(|k| k.steps.kernel.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    for k in kernels {
+        if let Some(why) = &k.steps.repair {
+            said.push(format!(
+                "repair: {why}; reinstall (dkms uninstall, then install)"
+            ));
+        }
+    }
+    if !plan.leftovers.is_empty() {
+        said.push(format!(
+            "staging folders left by killed runs are removed: {}",
+            plan.leftovers
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    (!said.is_empty()).then(|| said.join("; "))
 }

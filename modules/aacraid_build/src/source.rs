@@ -1,8 +1,9 @@
-//! Where the driver's DKMS source comes from, decided without writing
+//! Where the driver's DKMS source comes from, read without writing
 //! anything: the vendor tarball (a `.tgz` holding the driver's
-//! `<name>-<version>-dkms.noarch.rpm` among other files), that rpm alone, a
-//! DKMS source tree (a folder with `dkms.conf`), or a tree already in
-//! `/usr/src/<name>-<version>`. Archives are read and checked in memory.
+//! `<name>-<version>-dkms.noarch.rpm` among other files), that rpm alone,
+//! or a DKMS source tree (a folder with `dkms.conf`, possibly
+//! `/usr/src/<name>-<version>` itself). Archives are read and checked in
+//! memory. Whether the tree in `/usr/src` matches is `tree`'s business.
 
 use std::path::Path;
 
@@ -15,6 +16,8 @@ use formats::path;
 use formats::rpm;
 use linux_host::Host;
 
+use crate::tree::LIST;
+
 /// The source, read and checked.
 pub struct Source {
     /// `PACKAGE_NAME` of `dkms.conf`.
@@ -23,25 +26,24 @@ pub struct Source {
     pub version: String,
     /// Modules the tree builds (`BUILT_MODULE_NAME`, or the package name).
     pub modules: Vec<String>,
-    /// How the tree gets to `/usr/src/<name>-<version>`.
-    pub install: Install,
+    /// The tree's files (paths relative to `/usr/src/<name>-<version>`,
+    /// modes masked), without our checksum list.
+    pub files: Vec<Member>,
+    /// The driver rpm, when the host installs rpms with `rpm` (it keeps an
+    /// rpm database): the tree is then put in place by `rpm -i`.
+    pub rpm: Option<Rpm>,
+    /// Whether `src` is `/usr/src/<name>-<version>` itself.
+    pub in_place: bool,
     /// What the source was, for messages.
     pub described: String,
 }
 
-/// How the source tree reaches `/usr/src/<name>-<version>`.
-pub enum Install {
-    /// It is already there.
-    Present,
-    /// `rpm -i` the package (hosts with an rpm database).
-    Rpm {
-        /// The package bytes.
-        bytes: Vec<u8>,
-        /// File name of the package.
-        file_name: String,
-    },
-    /// Write these files (paths relative to `/usr/src/<name>-<version>`).
-    Files(Vec<Member>),
+/// A driver rpm to install with `rpm -i`.
+pub struct Rpm {
+    /// The package bytes.
+    pub bytes: Vec<u8>,
+    /// File name of the package.
+    pub file_name: String,
 }
 
 /// Reads the source at `path`. `rpm_db` says whether rpms are installed
@@ -58,10 +60,10 @@ pub fn read(host: &Host, path: &Path, rpm_db: bool) -> Result<Source> {
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default();
     if rpm::identify(&bytes).is_some() {
-        return from_rpm(host, bytes, file_name, rpm_db);
+        return from_rpm(bytes, file_name, rpm_db);
     }
     if bytes.starts_with(&[0x1f, 0x8b]) {
-        return from_tarball(host, &bytes, path, rpm_db);
+        return from_tarball(&bytes, path, rpm_db);
     }
     bail!(
         "{} is not a vendor tarball (.tgz), an rpm package or a folder with dkms.conf",
@@ -69,7 +71,7 @@ pub fn read(host: &Host, path: &Path, rpm_db: bool) -> Result<Source> {
     )
 }
 
-fn from_tarball(host: &Host, bytes: &[u8], path: &Path, rpm_db: bool) -> Result<Source> {
+fn from_tarball(bytes: &[u8], path: &Path, rpm_db: bool) -> Result<Source> {
     let entries = archive::read_tar_gz(bytes, Links::Inside)
         .with_context(|| format!("cannot use the tarball {}", path.display()))?;
     let mut candidates = Vec::new();
@@ -99,7 +101,7 @@ fn from_tarball(host: &Host, bytes: &[u8], path: &Path, rpm_db: bool) -> Result<
         ),
         1 => {
             let (file_name, data) = candidates.remove(0);
-            let mut source = from_rpm(host, data, file_name.clone(), rpm_db)?;
+            let mut source = from_rpm(data, file_name.clone(), rpm_db)?;
             source.described = format!("{file_name} from {}", path.display());
             Ok(source)
         }
@@ -111,7 +113,7 @@ fn from_tarball(host: &Host, bytes: &[u8], path: &Path, rpm_db: bool) -> Result<
     }
 }
 
-fn from_rpm(host: &Host, bytes: Vec<u8>, file_name: String, rpm_db: bool) -> Result<Source> {
+fn from_rpm(bytes: Vec<u8>, file_name: String, rpm_db: bool) -> Result<Source> {
     let package = rpm::read(&bytes, |p| p.starts_with("usr/src/"))
         .with_context(|| format!("cannot read the rpm {file_name}"))?;
     let conf_member = package
@@ -128,33 +130,30 @@ fn from_rpm(host: &Host, bytes: Vec<u8>, file_name: String, rpm_db: bool) -> Res
         .to_string();
     let conf = dkms::parse_conf(&String::from_utf8_lossy(&conf_member.data));
     let (name, version, modules) = identity(&conf, &format!("/{tree}/dkms.conf"))?;
-    let install = if host.exists(&dkms::source_dir(&name, &version).join("dkms.conf")) {
-        Install::Present
-    } else if rpm_db {
-        Install::Rpm {
-            bytes,
-            file_name: file_name.clone(),
-        }
-    } else {
-        // Payload paths are normalised (`usr/src/x-1//etc/y` is
-        // `usr/src/x-1/etc/y`): what is left after the prefix is relative.
-        let prefix = format!("{tree}/");
-        Install::Files(
-            package
-                .files
-                .into_iter()
-                .filter_map(|mut f| {
-                    f.path = f.path.strip_prefix(&prefix)?.to_string();
-                    Some(f)
-                })
-                .collect(),
-        )
-    };
+    // Payload paths are normalised (`usr/src/x-1//etc/y` is
+    // `usr/src/x-1/etc/y`): what is left after the prefix is relative.
+    let prefix = format!("{tree}/");
+    let files: Vec<Member> = package
+        .files
+        .into_iter()
+        .filter_map(|mut f| {
+            f.path = f.path.strip_prefix(&prefix)?.to_string();
+            Some(f)
+        })
+        .collect();
+    if files.iter().any(|f| f.path == LIST) {
+        bail!("the rpm {file_name} holds /{tree}/{LIST}, the name aacraid_build keeps its checksum list under");
+    }
     Ok(Source {
         name,
         version,
         modules,
-        install,
+        files,
+        rpm: rpm_db.then(|| Rpm {
+            bytes,
+            file_name: file_name.clone(),
+        }),
+        in_place: false,
         described: file_name,
     })
 }
@@ -167,22 +166,21 @@ fn from_tree(host: &Host, dir: &Path) -> Result<Source> {
     let conf = dkms::parse_conf(&text);
     let (name, version, modules) = identity(&conf, &conf_path.display().to_string())?;
     let target = dkms::source_dir(&name, &version);
-    let install = if dir == target || host.exists(&target.join("dkms.conf")) {
-        Install::Present
-    } else {
-        Install::Files(tree_files(host, dir, "")?)
-    };
+    let in_place = dir == target
+        || matches!((host.canonicalize(dir), host.canonicalize(&target)), (Ok(a), Ok(b)) if a == b);
     Ok(Source {
         name,
         version,
         modules,
-        install,
+        files: tree_files(host, dir, "")?,
+        rpm: None,
+        in_place,
         described: dir.display().to_string(),
     })
 }
 
 /// Every regular file under `dir`, relative paths, modes masked as an
-/// archive's are.
+/// archive's are; our checksum list at the top is left out.
 fn tree_files(host: &Host, dir: &Path, prefix: &str) -> Result<Vec<Member>> {
     let mut out = Vec::new();
     for entry in host.read_dir(dir)? {
@@ -191,6 +189,7 @@ fn tree_files(host: &Host, dir: &Path, prefix: &str) -> Result<Vec<Member>> {
             linux_host::host::Kind::Dir => {
                 out.extend(tree_files(host, &entry.path, &format!("{rel}/"))?)
             }
+            linux_host::host::Kind::File if rel == LIST => {}
             linux_host::host::Kind::File => out.push(Member {
                 data: host.read(&entry.path)?,
                 mode: host.mode(&entry.path)? & path::MODE_MASK,
@@ -254,10 +253,12 @@ mod tests {
         std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o6777))?;
         let host = Host::scripted(dir.path(), Script::new());
         let source = read(&host, Path::new("/root/src"), false)?;
-        let Install::Files(files) = source.install else {
-            panic!("a folder source outside /usr/src is copied")
-        };
-        let tool = files.iter().find(|f| f.path == "tool").context("tool")?;
+        assert!(!source.in_place);
+        let tool = source
+            .files
+            .iter()
+            .find(|f| f.path == "tool")
+            .context("tool")?;
         assert_eq!(tool.mode, 0o775);
         Ok(())
     }

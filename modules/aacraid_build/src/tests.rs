@@ -2,6 +2,7 @@
 //! DKMS in the lab containers.
 
 use super::*;
+use crate::tree::{Action, LIST};
 use ansible_protocol::testing::options;
 use formats::dkms::State as Dkms;
 use linux_host::testing::root_with;
@@ -12,6 +13,7 @@ ansible_protocol::sidecar_test!(AacraidBuild, "../aacraid_build.yml");
 
 fn host_with(files: &[(&str, &[u8])], script: Script) -> (tempfile::TempDir, Host) {
     let dir = root_with(files);
+    std::fs::create_dir_all(dir.path().join("usr/src")).unwrap_or_else(|e| panic!("usr/src: {e}"));
     let host = Host::scripted(dir.path(), script);
     (dir, host)
 }
@@ -60,7 +62,9 @@ fn fresh_host_plans_every_step() -> Result<()> {
         &Context::default(),
         &host,
     )?;
-    assert!(plan.add && plan.install_source.is_some() && plan.changed());
+    assert!(plan.add && !plan.discard && plan.changed());
+    let tree = plan.tree.as_ref().map(|t| t.shown.action);
+    assert_eq!(tree, Some(Action::Installed));
     let k = &plan.kernels[0].steps;
     assert_eq!(
         (&k.before, &k.after, k.build, k.install),
@@ -73,26 +77,219 @@ fn fresh_host_plans_every_step() -> Result<()> {
     Ok(())
 }
 
+const CONF: &[u8] = b"PACKAGE_NAME=aacraid\nPACKAGE_VERSION=1.0\n";
+const BUILT: &str = "/var/lib/dkms/aacraid/1.0/6.1.0-56-amd64/x86_64/module/aacraid.ko";
+const INSTALLED: &str = "/lib/modules/6.1.0-56-amd64/updates/dkms/aacraid.ko";
+
+/// The checksum list of the source `base_files` puts in /src.
+fn list_of_src() -> Vec<u8> {
+    let member = |path: &str, data: &[u8]| formats::cpio::Member {
+        path: path.into(),
+        mode: 0o644,
+        regular: true,
+        data: data.to_vec(),
+    };
+    tree::render(&tree::listing(&[
+        member("aacraid.c", b"/* source */"),
+        member("dkms.conf", CONF),
+    ]))
+}
+
+/// A host where DKMS installed the source of `base_files` for K: the tree
+/// in /usr/src as `tree` gives it (path, bytes), the build, and the file
+/// that `modinfo` resolves, holding `resolved`.
+fn installed_host(
+    status: &str,
+    tree: &[(&str, &[u8])],
+    resolved: Option<&[u8]>,
+) -> (tempfile::TempDir, Host) {
+    let module = formats::testing::fake_module(&[("name", "aacraid"), ("version", "1.0")]);
+    let mut files = base_files();
+    files.extend_from_slice(tree);
+    files.push((BUILT, &module));
+    let installed;
+    if let Some(bytes) = resolved {
+        installed = bytes.to_vec();
+        files.push((INSTALLED, &installed));
+    }
+    let script = dkms(status).answer(
+        &["modinfo", "-k", K, "-n", "aacraid"],
+        0,
+        &format!("{INSTALLED}\n"),
+        "",
+    );
+    host_with(&files, script)
+}
+
+fn plan_of(host: &Host) -> Result<Plan> {
+    AacraidBuild::plan(
+        options(json!({"src": "/src", "kernels": [K]})),
+        &Context::default(),
+        host,
+    )
+}
+
 #[test]
 fn done_work_is_not_planned_again_in_either_status_format() -> Result<()> {
+    let module = formats::testing::fake_module(&[("name", "aacraid"), ("version", "1.0")]);
+    let list = list_of_src();
     for status in [
         format!("aacraid/1.0, {K}, x86_64: installed\n"),
         format!("aacraid, 1.0, {K}, x86_64: installed (original_module exists)\n"),
     ] {
-        let mut files = base_files();
-        files.push((
-            "/usr/src/aacraid-1.0/dkms.conf",
-            b"PACKAGE_NAME=aacraid\nPACKAGE_VERSION=1.0\n",
-        ));
-        let (_dir, host) = host_with(&files, dkms(&status));
-        let plan = AacraidBuild::plan(
-            options(json!({"src": "/src", "kernels": [K]})),
-            &Context::default(),
-            &host,
-        )?;
+        let (_dir, host) = installed_host(
+            &status,
+            &[
+                ("/usr/src/aacraid-1.0/dkms.conf", CONF),
+                ("/usr/src/aacraid-1.0/aacraid.c", b"/* source */"),
+                ("/usr/src/aacraid-1.0/.aacraid_build.sha256", &list),
+            ],
+            Some(&module),
+        );
+        let plan = plan_of(&host)?;
         assert!(!plan.changed(), "{status}");
         assert_eq!(plan.kernels[0].steps.before, Dkms::Installed);
+        assert_eq!(plan.kernels[0].steps.repair, None);
     }
+    Ok(())
+}
+
+/// A vendor respin (same version, other sources), a hand edit, or a copy
+/// killed halfway under older releases: the tree is replaced whole and
+/// DKMS's builds of it are discarded and made again.
+#[test]
+fn a_tree_that_differs_is_replaced_and_rebuilt() -> Result<()> {
+    let module = formats::testing::fake_module(&[("name", "aacraid"), ("version", "1.0")]);
+    let list = list_of_src();
+    let status = format!("aacraid/1.0, {K}, x86_64: installed\n");
+    let (_dir, host) = installed_host(
+        &status,
+        &[
+            ("/usr/src/aacraid-1.0/dkms.conf", CONF),
+            ("/usr/src/aacraid-1.0/aacraid.c", b"/* sour"),
+            ("/usr/src/aacraid-1.0/.aacraid_build.sha256", &list),
+        ],
+        Some(&module),
+    );
+    let plan = plan_of(&host)?;
+    let tree = plan.tree.as_ref().map(|t| &t.shown);
+    assert_eq!(tree.map(|t| t.action), Some(Action::Replaced));
+    assert_eq!(
+        tree.map(|t| t.differences.clone()),
+        Some(vec!["aacraid.c: content differs".to_string()])
+    );
+    assert!(plan.discard && plan.add && plan.changed());
+    let k = &plan.kernels[0].steps;
+    assert_eq!(
+        (&k.before, &k.after, k.build, k.install),
+        (&Dkms::Installed, &Dkms::Installed, true, true)
+    );
+    let shown = AacraidBuild::preview(plan, &Context::default());
+    let msg = shown.msg.unwrap_or_default();
+    assert!(
+        msg.starts_with("source: replaced, the package's sources differ from /usr/src/aacraid-1.0 (aacraid.c: content differs); dkms remove --all"),
+        "{msg}"
+    );
+    Ok(())
+}
+
+/// A tree that matches the package byte for byte but has no checksum list
+/// (written by an older release) is adopted: the list is written, nothing
+/// is rebuilt.
+#[test]
+fn a_matching_tree_without_its_list_is_adopted() -> Result<()> {
+    let module = formats::testing::fake_module(&[("name", "aacraid"), ("version", "1.0")]);
+    let status = format!("aacraid/1.0, {K}, x86_64: installed\n");
+    let (dir, host) = installed_host(
+        &status,
+        &[
+            ("/usr/src/aacraid-1.0/dkms.conf", CONF),
+            ("/usr/src/aacraid-1.0/aacraid.c", b"/* source */"),
+        ],
+        Some(&module),
+    );
+    let plan = plan_of(&host)?;
+    assert_eq!(
+        plan.tree.as_ref().map(|t| t.shown.action),
+        Some(Action::Adopted)
+    );
+    assert!(plan.changed() && !plan.discard && !plan.add);
+    assert!(!plan.kernels[0].steps.build && !plan.kernels[0].steps.install);
+    AacraidBuild::apply(plan, &Context::default(), &host)?;
+    assert_eq!(
+        std::fs::read(dir.path().join("usr/src/aacraid-1.0").join(LIST))?,
+        list_of_src()
+    );
+    assert!(!plan_of(&host)?.changed());
+    Ok(())
+}
+
+/// DKMS says installed, but the file it installed is gone (or another one
+/// is resolved): the run reinstalls and says why.
+#[test]
+fn an_install_the_kernel_does_not_resolve_is_repaired() -> Result<()> {
+    let list = list_of_src();
+    let tree: [(&str, &[u8]); 3] = [
+        ("/usr/src/aacraid-1.0/dkms.conf", CONF),
+        ("/usr/src/aacraid-1.0/aacraid.c", b"/* source */"),
+        ("/usr/src/aacraid-1.0/.aacraid_build.sha256", &list),
+    ];
+    let status = format!("aacraid/1.0, {K}, x86_64: installed\n");
+    let other = formats::testing::fake_module(&[("name", "aacraid"), ("version", "0.9")]);
+    for (resolved, expected) in [
+        (
+            None,
+            format!("the kernel resolves aacraid to {INSTALLED}, which is missing"),
+        ),
+        (
+            Some(&other[..]),
+            format!("the kernel resolves aacraid to {INSTALLED}, not the module dkms built"),
+        ),
+    ] {
+        let (_dir, host) = installed_host(&status, &tree, resolved);
+        let plan = plan_of(&host)?;
+        let k = &plan.kernels[0].steps;
+        assert!(!k.build && k.install && plan.changed());
+        let why = k.repair.clone().unwrap_or_default();
+        assert_eq!(
+            why,
+            format!("dkms says aacraid 1.0 is installed for kernel {K} but {expected}")
+        );
+    }
+    let (_dir, host) = installed_host(
+        &format!("aacraid/1.0, {K}, x86_64: installed (WARNING! Diff between built and installed module!)\n"),
+        &tree,
+        None,
+    );
+    let plan = plan_of(&host)?;
+    let why = plan.kernels[0].steps.repair.clone().unwrap_or_default();
+    assert!(
+        why.ends_with("reports that the installed module differs from the one it built"),
+        "{why}"
+    );
+    Ok(())
+}
+
+/// Staging folders of a killed run are found at plan time and removed.
+#[test]
+fn leftover_staging_folders_are_planned_for_removal() -> Result<()> {
+    let mut files = base_files();
+    files.push(("/usr/src/.aacraid_build-4242-0/dkms.conf", b"half"));
+    files.push(("/usr/src/.other-1-0/keep", b""));
+    let (dir, host) = host_with(&files, dkms(""));
+    let plan = plan_of(&host)?;
+    assert_eq!(
+        plan.leftovers,
+        [std::path::PathBuf::from("/usr/src/.aacraid_build-4242-0")]
+    );
+    let msg = AacraidBuild::preview(plan, &Context::default())
+        .msg
+        .unwrap_or_default();
+    assert_eq!(
+        msg,
+        "staging folders left by killed runs are removed: /usr/src/.aacraid_build-4242-0"
+    );
+    assert!(dir.path().join("usr/src/.aacraid_build-4242-0").exists());
     Ok(())
 }
 
@@ -168,15 +365,7 @@ fn source_tree_behind_a_link_is_refused_before_any_write() -> Result<()> {
         dir.path().join("etc"),
         dir.path().join("usr/src/aacraid-1.0"),
     )?;
-    let plan = AacraidBuild::plan(
-        options(json!({"src": "/src", "kernels": [K]})),
-        &Context::default(),
-        &host,
-    )?;
-    let err = match AacraidBuild::apply(plan, &Context::default(), &host) {
-        Ok(_) => panic!("the run must fail"),
-        Err(e) => format!("{e:#}"),
-    };
+    let err = plan_error(&host, json!({"src": "/src", "kernels": [K]})).unwrap_or_default();
     assert!(
         err.contains("/usr/src/aacraid-1.0 is a symbolic link"),
         "{err}"
@@ -209,5 +398,60 @@ fn an_unreadable_rpm_in_a_tarball_is_named_with_its_reason() -> Result<()> {
         ),
         "{msg}"
     );
+    Ok(())
+}
+
+/// The plan holds `/usr/src` (one run of this module at a time) and the
+/// module folder of each kernel (as kmod_update and initramfs_regen lock
+/// them) until it is dropped.
+#[test]
+fn the_plan_holds_the_source_and_kernel_locks() -> Result<()> {
+    let (dir, host) = host_with(&base_files(), dkms(""));
+    let plan = plan_of(&host)?;
+    let other = Host::scripted(dir.path(), Script::new());
+    let wait = std::time::Duration::from_millis(200);
+    for held in ["/usr/src", "/lib/modules/6.1.0-56-amd64"] {
+        let err = other
+            .lock_dir_within(std::path::Path::new(held), wait)
+            .expect_err(held);
+        assert!(err.to_string().contains("is still locked by"), "{err}");
+    }
+    drop(plan);
+    other.lock_dir_within(std::path::Path::new("/usr/src"), wait)?;
+    Ok(())
+}
+
+/// `src` is the tree in /usr/src itself: without a list it is adopted;
+/// with a list it no longer matches, it was edited in place and DKMS's
+/// builds of it are discarded and made again.
+#[test]
+fn a_tree_given_as_src_is_checked_against_its_own_list() -> Result<()> {
+    let status = format!("aacraid/1.0, {K}, x86_64: built\n");
+    let in_place = |list: Option<&[u8]>| -> Result<Plan> {
+        let mut files = base_files();
+        files.push(("/usr/src/aacraid-1.0/dkms.conf", CONF));
+        files.push(("/usr/src/aacraid-1.0/aacraid.c", b"/* edited */"));
+        if let Some(list) = list {
+            files.push(("/usr/src/aacraid-1.0/.aacraid_build.sha256", list));
+        }
+        let (_dir, host) = host_with(&files, dkms(&status));
+        AacraidBuild::plan(
+            options(json!({"src": "/usr/src/aacraid-1.0/", "kernels": [K], "state": "built"})),
+            &Context::default(),
+            &host,
+        )
+    };
+    let adopted = in_place(None)?;
+    assert_eq!(
+        adopted.tree.as_ref().map(|t| t.shown.action),
+        Some(Action::Adopted)
+    );
+    assert!(!adopted.discard && !adopted.kernels[0].steps.build);
+    let changed = in_place(Some(&list_of_src()))?;
+    assert_eq!(
+        changed.tree.as_ref().map(|t| t.shown.action),
+        Some(Action::Changed)
+    );
+    assert!(changed.discard && changed.add && changed.kernels[0].steps.build);
     Ok(())
 }
