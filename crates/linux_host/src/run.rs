@@ -5,10 +5,14 @@
 //! the [`Script`] a test host answers from.
 
 use std::fs;
+use std::io::{self, Read};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::Mutex;
+use std::process::{Child, ExitStatus, Stdio};
+use std::sync::{mpsc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 
@@ -56,30 +60,13 @@ impl Host {
     }
 
     /// Runs a command and returns its output whatever its exit code. Fails
-    /// only when the program is missing ([`ProgramNotFound`]) or cannot start.
+    /// when the program is missing ([`ProgramNotFound`]) or cannot start, and
+    /// when it outlives its [`Cmd::timeout`] (a [`crate::CommandFailed`] with the
+    /// output so far, under a message that names the command and the limit).
     pub fn run(&self, cmd: &Cmd) -> Result<Output> {
         let program = self.find_program(&cmd.program)?;
         match &self.runner {
-            Runner::Real { search } => {
-                let out = std::process::Command::new(&program)
-                    .args(&cmd.args)
-                    .env_clear()
-                    .env("PATH", trusted_path(search))
-                    .env("LC_ALL", "C")
-                    .env("HOME", "/root")
-                    .stdin(Stdio::null())
-                    .output()
-                    .with_context(|| format!("cannot start `{cmd}`"))?;
-                let rc = out.status.code().unwrap_or_else(|| {
-                    use std::os::unix::process::ExitStatusExt;
-                    128 + out.status.signal().unwrap_or(0)
-                });
-                Ok(Output {
-                    rc,
-                    stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-                    stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-                })
-            }
+            Runner::Real { search } => run_real(&program, cmd, search),
             Runner::Scripted(script) => script.reply(cmd),
         }
     }
@@ -100,6 +87,182 @@ impl Host {
         match &self.runner {
             Runner::Real { .. } => Vec::new(),
             Runner::Scripted(script) => script.calls.lock().map(|c| c.clone()).unwrap_or_default(),
+        }
+    }
+}
+
+/// Runs `cmd` as `program`: no shell, the fixed environment plus the
+/// command's own variables, its own process group, killed with the module
+/// (see [`die_with_module`]), stdout and stderr read by two threads while
+/// the deadline is watched, so neither a full pipe nor a hung tool blocks.
+fn run_real(program: &Path, cmd: &Cmd, search: &[PathBuf]) -> Result<Output> {
+    let mut command = std::process::Command::new(program);
+    command.args(&cmd.args).env_clear();
+    for (key, value) in &cmd.env {
+        command.env(key, value);
+    }
+    command
+        .env("PATH", trusted_path(search))
+        .env("LC_ALL", "C")
+        .env("HOME", "/root")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    die_with_module(&mut command);
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("cannot start `{cmd}`"))?;
+    let deadline = cmd.timeout.map(|limit| Instant::now() + limit);
+    let (sender, pipes) = mpsc::channel();
+    let outputs: [Option<Box<dyn Read + Send>>; 2] = [
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    ];
+    for (i, pipe) in outputs.into_iter().enumerate() {
+        let sender = sender.clone();
+        thread::spawn(move || {
+            let mut data = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut data);
+            }
+            let _ = sender.send((i, data));
+        });
+    }
+    drop(sender);
+    let mut read = [None, None];
+    let ended = wait_until(&mut child, deadline)
+        .with_context(|| format!("cannot wait for `{cmd}`"))?
+        .filter(|_| collect(&pipes, &mut read, deadline));
+    let status = match ended {
+        Some(status) => status,
+        None => {
+            kill_group(&child);
+            let status = child
+                .wait()
+                .with_context(|| format!("cannot wait for `{cmd}`"))?;
+            // A process that left the group may keep a pipe open: what came
+            // before it is enough for the message.
+            collect(
+                &pipes,
+                &mut read,
+                Some(Instant::now() + Duration::from_secs(2)),
+            );
+            let limit = cmd.timeout.unwrap_or_default().as_secs_f64();
+            let failed = output(status, read).failure(cmd);
+            return Err(anyhow::Error::new(failed).context(format!(
+                "`{cmd}` was still running after the time limit of {limit} s (timeout): it and \
+                 every process it started in its process group were killed"
+            )));
+        }
+    };
+    Ok(output(status, read))
+}
+
+/// The child's exit status, or `None` when `deadline` passed first.
+fn wait_until(child: &mut Child, deadline: Option<Instant>) -> io::Result<Option<ExitStatus>> {
+    let Some(deadline) = deadline else {
+        return child.wait().map(Some);
+    };
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        thread::sleep(left.min(Duration::from_millis(50)));
+    }
+}
+
+/// Gathers what the reader threads send into `read`; false when `deadline`
+/// passed before both pipes were closed.
+fn collect(
+    pipes: &mpsc::Receiver<(usize, Vec<u8>)>,
+    read: &mut [Option<Vec<u8>>; 2],
+    deadline: Option<Instant>,
+) -> bool {
+    while read.iter().any(Option::is_none) {
+        let got = match deadline {
+            Some(d) => pipes.recv_timeout(d.saturating_duration_since(Instant::now())),
+            None => pipes
+                .recv()
+                .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+        };
+        match got {
+            Ok((i, data)) => read[i] = Some(data),
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+fn output(status: ExitStatus, read: [Option<Vec<u8>>; 2]) -> Output {
+    let [stdout, stderr] =
+        read.map(|d| String::from_utf8_lossy(&d.unwrap_or_default()).into_owned());
+    Output {
+        rc: status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+        stdout,
+        stderr,
+    }
+}
+
+/// Makes the command die with the module: the kernel sends it `SIGKILL`
+/// when the thread that started it exits (modules run their commands from
+/// their main thread), so a tool cannot go on writing after the module was
+/// killed. A module that died between the fork and the `prctl` is caught by
+/// the parent check, and the child exits before the program starts. The
+/// processes the tool starts in turn stay in its process group, which
+/// [`kill_group`] kills on a timeout.
+#[allow(unsafe_code)]
+fn die_with_module(command: &mut std::process::Command) {
+    let module = std::process::id();
+    let hook = move || {
+        // SAFETY: prctl and getppid are plain system calls: async-signal
+        // safe, no allocation, no lock, as a forked child requires.
+        let (set, parent) = unsafe {
+            (
+                libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0 as libc::c_ulong,
+                    0 as libc::c_ulong,
+                    0 as libc::c_ulong,
+                ),
+                libc::getppid(),
+            )
+        };
+        if set != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if u32::try_from(parent).ok() != Some(module) {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        Ok(())
+    };
+    // SAFETY: the hook runs between fork and exec and makes only the system
+    // calls above.
+    unsafe {
+        command.pre_exec(hook);
+    }
+}
+
+/// Sends `SIGKILL` to the child's process group (the child leads it).
+#[allow(unsafe_code)]
+fn kill_group(child: &Child) {
+    if let Ok(group) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: kill(2) takes two integers and touches no memory of ours.
+        unsafe {
+            libc::kill(-group, libc::SIGKILL);
         }
     }
 }
@@ -199,5 +362,141 @@ impl Script {
             .find(|(expected, _)| *expected == argv)
             .map(|(_, out)| out.clone())
             .ok_or_else(|| anyhow!("test script has no answer for `{cmd}`"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether process `pid` is gone (or a zombie waiting for its reaper).
+    fn gone(pid: &str) -> bool {
+        match fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(stat) => stat
+                .rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z')),
+        }
+    }
+
+    fn gone_within(pid: &str, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        while !gone(pid) {
+            if Instant::now() > deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
+    #[test]
+    fn a_timeout_kills_the_whole_process_group_and_names_the_limit() -> Result<()> {
+        let cmd = Cmd::new("sh")
+            .arg("-c")
+            .arg("sleep 60 & echo $!; echo started >&2; sleep 60")
+            .timeout(Duration::from_millis(500));
+        let started = Instant::now();
+        let err = Host::system().run(&cmd).expect_err("past its limit");
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(500), "{took:?}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        let msg = format!("{err:#}");
+        assert!(msg.contains("time limit of 0.5 s (timeout)"), "{msg}");
+        assert!(msg.contains("sleep 60 &"), "the command is named: {msg}");
+        let failed = err
+            .downcast_ref::<crate::CommandFailed>()
+            .expect("CommandFailed");
+        assert_eq!(failed.rc, 128 + libc::SIGKILL);
+        assert_eq!(failed.stderr, "started\n");
+        let background = failed.stdout.trim();
+        assert!(!background.is_empty(), "{failed:?}");
+        assert!(
+            gone_within(background, Duration::from_secs(2)),
+            "the background sleep {background} of the killed shell is dead"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_command_within_its_limit_gives_all_its_output() -> Result<()> {
+        // More than a pipe holds on both streams: read while waiting.
+        let cmd = Cmd::new("sh")
+            .arg("-c")
+            .arg("head -c 200000 /dev/zero; head -c 100000 /dev/zero >&2; exit 4")
+            .env("TMPDIR", "/nonexistent")
+            .timeout(Duration::from_secs(30));
+        let out = Host::system().run(&cmd)?;
+        assert_eq!(
+            (out.rc, out.stdout.len(), out.stderr.len()),
+            (4, 200000, 100000)
+        );
+        let env = Host::system().run_ok(&Cmd::new("env").env("TMPDIR", "/var/tmp/x"))?;
+        assert!(env.stdout.contains("TMPDIR=/var/tmp/x\n"), "{}", env.stdout);
+        Ok(())
+    }
+
+    #[test]
+    fn a_command_leads_its_own_process_group() -> Result<()> {
+        let out = Host::system().run_ok(&Cmd::new("cat").arg("/proc/self/stat"))?;
+        let fields: Vec<&str> = out
+            .stdout
+            .rsplit_once(") ")
+            .map(|(_, rest)| rest.split(' ').collect())
+            .unwrap_or_default();
+        let pid = out.stdout.split(' ').next().unwrap_or_default();
+        // After the name: state, ppid, pgrp.
+        assert_eq!(fields.get(2).copied(), Some(pid), "{}", out.stdout);
+        Ok(())
+    }
+
+    const PIDFILE: &str = "LINUX_HOST_TEST_PIDFILE";
+
+    /// Run by [`a_command_dies_with_the_module`] in a process of its own:
+    /// starts a long command, writes its pid, and waits to be killed.
+    #[test]
+    #[ignore = "a helper process of a_command_dies_with_the_module"]
+    fn helper_runs_a_long_command() -> Result<()> {
+        if let Some(pidfile) = std::env::var_os(PIDFILE) {
+            let cmd = Cmd::new("sh")
+                .arg("-c")
+                .arg("echo $$ > \"$0\"; exec sleep 60")
+                .arg(pidfile);
+            Host::system().run(&cmd)?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_command_dies_with_the_module() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let pidfile = dir.path().join("pid");
+        let mut module = std::process::Command::new(std::env::current_exe()?)
+            .args([
+                "--exact",
+                "run::tests::helper_runs_a_long_command",
+                "--ignored",
+            ])
+            .env(PIDFILE, &pidfile)
+            .stdout(Stdio::null())
+            .spawn()?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let pid = loop {
+            let text = fs::read_to_string(&pidfile).unwrap_or_default();
+            if text.ends_with('\n') {
+                break text.trim().to_string();
+            }
+            assert!(Instant::now() < deadline, "the helper never started");
+            thread::sleep(Duration::from_millis(20));
+        };
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline"))?;
+        assert!(cmdline.starts_with(b"sleep\0"), "{cmdline:?}");
+        module.kill()?;
+        module.wait()?;
+        assert!(
+            gone_within(&pid, Duration::from_secs(2)),
+            "the command {pid} outlived the module"
+        );
+        Ok(())
     }
 }
