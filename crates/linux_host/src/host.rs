@@ -8,7 +8,7 @@
 
 use std::ffi::OsString;
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, Read as _, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -378,6 +378,48 @@ impl Host {
         Ok((meta.uid(), meta.gid()))
     }
 
+    /// Removes a folder and everything in it; links inside are removed, not
+    /// followed, and a link at `path` itself is removed as a link.
+    pub fn remove_tree(&self, path: &Path) -> Result<()> {
+        let real = self.real_path(path);
+        let removed = match fs::symlink_metadata(&real) {
+            Ok(meta) if meta.is_dir() => fs::remove_dir_all(&real),
+            Ok(_) => fs::remove_file(&real),
+            Err(e) => Err(e),
+        };
+        removed.with_context(|| format!("cannot remove {}", path.display()))
+    }
+
+    /// What is at `path`, not following a link there.
+    pub fn symlink_metadata(&self, path: &Path) -> io::Result<fs::Metadata> {
+        fs::symlink_metadata(self.real_path(path))
+    }
+
+    /// Reads the regular file at `path` (not through a link there) and its
+    /// permission bits; fails past `cap` bytes without reading further.
+    pub fn read_capped(&self, path: &Path, cap: u64) -> Result<(Vec<u8>, u32)> {
+        (|| -> io::Result<(Vec<u8>, u32)> {
+            let file = fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(self.real_path(path))?;
+            let meta = file.metadata()?;
+            if !meta.is_file() {
+                return Err(io::Error::other("not a regular file"));
+            }
+            let mut data = Vec::new();
+            io::Read::take(&file, cap.saturating_add(1)).read_to_end(&mut data)?;
+            if data.len() as u64 > cap {
+                return Err(io::Error::other(format!(
+                    "larger than {} MiB, the limit",
+                    cap >> 20
+                )));
+            }
+            Ok((data, meta.mode() & 0o7777))
+        })()
+        .with_context(|| format!("cannot read {}", path.display()))
+    }
+
     /// Removes an empty directory.
     pub fn remove_dir(&self, path: &Path) -> Result<()> {
         fs::remove_dir(self.real_path(path))
@@ -435,6 +477,18 @@ fn search_dirs(inherited: Option<OsString>) -> Vec<PathBuf> {
     search
 }
 
+/// Whether `name` is one of the temporary names [`Host::write_atomic`]
+/// gives a new `target` (`.<target>.tmp<pid>.<n>`): what a writer killed
+/// before its rename leaves behind.
+pub fn is_temp_name_of(name: &str, target: &str) -> bool {
+    let numbers = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    name.strip_prefix('.')
+        .and_then(|rest| rest.strip_prefix(target))
+        .and_then(|rest| rest.strip_prefix(".tmp"))
+        .and_then(|rest| rest.split_once('.'))
+        .is_some_and(|(pid, n)| numbers(pid) && numbers(n))
+}
+
 /// Creates `.<name>.tmp<pid>.<n>` in `dir`, a file no one else had: the
 /// exclusive create fails on anything already there, a symlink included,
 /// and the file stays mode 0600 until its writer gives it its final mode.
@@ -448,6 +502,7 @@ fn create_temp(dir: &Path, name: &std::ffi::OsStr) -> io::Result<(PathBuf, File)
         match fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .mode(0o600)
             .open(&tmp)
         {
@@ -513,6 +568,39 @@ mod tests {
         assert_eq!(fs::read(dir.path().join("etc/x.conf"))?, b"new");
         assert!(fs::symlink_metadata(dir.path().join("etc/x.conf"))?.is_file());
         assert!(fs::symlink_metadata(&planted)?.file_type().is_symlink());
+        Ok(())
+    }
+
+    #[test]
+    fn temp_names_are_recognised_and_capped_reads_refuse_links_and_excess() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let host = Host::scripted(dir.path(), Script::new());
+        let (tmp, _file) = create_temp(dir.path(), std::ffi::OsStr::new("initrd.img-6.1"))?;
+        let name = tmp.file_name().map(|n| n.to_string_lossy().into_owned());
+        assert!(is_temp_name_of(&name.unwrap_or_default(), "initrd.img-6.1"));
+        for theirs in [
+            ".initrd.img-6.1.tmp",
+            ".initrd.img-6.1.tmp1",
+            "initrd.img-6.1.tmp1.0",
+        ] {
+            assert!(!is_temp_name_of(theirs, "initrd.img-6.1"), "{theirs}");
+        }
+        fs::write(dir.path().join("image"), b"12345")?;
+        fs::set_permissions(dir.path().join("image"), fs::Permissions::from_mode(0o640))?;
+        assert_eq!(
+            host.read_capped(Path::new("/image"), 5)?,
+            (b"12345".to_vec(), 0o640)
+        );
+        let over = host.read_capped(Path::new("/image"), 4).expect_err("5 > 4");
+        assert!(format!("{over:#}").contains("the limit"), "{over:#}");
+        std::os::unix::fs::symlink(dir.path().join("image"), dir.path().join("link"))?;
+        host.read_capped(Path::new("/link"), 5)
+            .expect_err("a link is not followed");
+        host.remove_tree(Path::new("/link"))?;
+        assert!(
+            dir.path().join("image").exists(),
+            "the link alone is removed"
+        );
         Ok(())
     }
 
