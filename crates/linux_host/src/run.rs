@@ -4,14 +4,14 @@
 //! root-only folders, `LC_ALL=C`, `HOME=/root`, nothing else inherited), and
 //! the [`Script`] a test host answers from.
 
-use std::fs;
+use std::fs::{self, File};
 use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
-use std::sync::{mpsc, Mutex};
-use std::thread;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
@@ -93,8 +93,9 @@ impl Host {
 
 /// Runs `cmd` as `program`: no shell, the fixed environment plus the
 /// command's own variables, its own process group, killed with the module
-/// (see [`die_with_module`]), stdout and stderr read by two threads while
-/// the deadline is watched, so neither a full pipe nor a hung tool blocks.
+/// (see [`die_with_module`]); stdout and stderr are read as they come
+/// (`poll`, no threads) while the deadline is watched, so neither a full
+/// pipe nor a hung tool blocks.
 fn run_real(program: &Path, cmd: &Cmd, search: &[PathBuf]) -> Result<Output> {
     let mut command = std::process::Command::new(program);
     command.args(&cmd.args).env_clear();
@@ -114,55 +115,36 @@ fn run_real(program: &Path, cmd: &Cmd, search: &[PathBuf]) -> Result<Output> {
         .spawn()
         .with_context(|| format!("cannot start `{cmd}`"))?;
     let deadline = cmd.timeout.map(|limit| Instant::now() + limit);
-    let (sender, pipes) = mpsc::channel();
-    let outputs: [Option<Box<dyn Read + Send>>; 2] = [
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    ];
-    for (i, pipe) in outputs.into_iter().enumerate() {
-        let sender = sender.clone();
-        thread::spawn(move || {
-            let mut data = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut data);
-            }
-            let _ = sender.send((i, data));
-        });
-    }
-    drop(sender);
-    let mut read = [None, None];
-    let ended = wait_until(&mut child, deadline)
-        .with_context(|| format!("cannot wait for `{cmd}`"))?
-        .filter(|_| collect(&pipes, &mut read, deadline));
-    let status = match ended {
-        Some(status) => status,
-        None => {
-            kill_group(&child);
-            let status = child
-                .wait()
-                .with_context(|| format!("cannot wait for `{cmd}`"))?;
-            // A process that left the group may keep a pipe open: what came
-            // before it is enough for the message.
-            collect(
-                &pipes,
-                &mut read,
-                Some(Instant::now() + Duration::from_secs(2)),
-            );
-            let limit = cmd.timeout.unwrap_or_default().as_secs_f64();
-            let failed = output(status, read).failure(cmd);
-            return Err(anyhow::Error::new(failed).context(format!(
-                "`{cmd}` was still running after the time limit of {limit} s (timeout): it and \
-                 every process it started in its process group were killed"
-            )));
-        }
+    let mut pipes = Pipes {
+        fds: [
+            child.stdout.take().map(|p| File::from(OwnedFd::from(p))),
+            child.stderr.take().map(|p| File::from(OwnedFd::from(p))),
+        ],
+        read: [Vec::new(), Vec::new()],
     };
-    Ok(output(status, read))
+    let waited = (|| -> io::Result<Option<ExitStatus>> {
+        if !pipes.drain(deadline)? {
+            return Ok(None);
+        }
+        wait_until(&mut child, deadline)
+    })()
+    .with_context(|| format!("cannot read the output of `{cmd}`"))?;
+    if let Some(status) = waited {
+        return Ok(pipes.output(status));
+    }
+    kill_group(&child);
+    let status = child
+        .wait()
+        .with_context(|| format!("cannot wait for `{cmd}`"))?;
+    // A process that left the group may keep a pipe open: what came before
+    // is enough for the message.
+    let _ = pipes.drain(Some(Instant::now() + Duration::from_secs(2)));
+    let limit = cmd.timeout.unwrap_or_default().as_secs_f64();
+    let failed = pipes.output(status).failure(cmd);
+    Err(anyhow::Error::new(failed).context(format!(
+        "`{cmd}` was still running after the time limit of {limit} s (timeout): it and \
+         every process it started in its process group were killed"
+    )))
 }
 
 /// The child's exit status, or `None` when `deadline` passed first.
@@ -178,42 +160,98 @@ fn wait_until(child: &mut Child, deadline: Option<Instant>) -> io::Result<Option
         if left.is_zero() {
             return Ok(None);
         }
-        thread::sleep(left.min(Duration::from_millis(50)));
+        std::thread::sleep(left.min(Duration::from_millis(50)));
     }
 }
 
-/// Gathers what the reader threads send into `read`; false when `deadline`
-/// passed before both pipes were closed.
-fn collect(
-    pipes: &mpsc::Receiver<(usize, Vec<u8>)>,
-    read: &mut [Option<Vec<u8>>; 2],
-    deadline: Option<Instant>,
-) -> bool {
-    while read.iter().any(Option::is_none) {
-        let got = match deadline {
-            Some(d) => pipes.recv_timeout(d.saturating_duration_since(Instant::now())),
-            None => pipes
-                .recv()
-                .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
-        };
-        match got {
-            Ok((i, data)) => read[i] = Some(data),
-            Err(_) => return false,
+/// A command's stdout and stderr (each `None` once closed), and what was
+/// read from them.
+struct Pipes {
+    fds: [Option<File>; 2],
+    read: [Vec<u8>; 2],
+}
+
+impl Pipes {
+    /// Reads until both pipes are closed (true) or `deadline` passes
+    /// (false).
+    fn drain(&mut self, deadline: Option<Instant>) -> io::Result<bool> {
+        loop {
+            let open: Vec<usize> = (0..2).filter(|&i| self.fds[i].is_some()).collect();
+            if open.is_empty() {
+                return Ok(true);
+            }
+            let wait = match deadline {
+                None => None,
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Ok(false),
+                },
+            };
+            let fds: Vec<BorrowedFd<'_>> = open
+                .iter()
+                .filter_map(|&i| self.fds[i].as_ref().map(|f| f.as_fd()))
+                .collect();
+            let ready = poll_readable(&fds, wait)?;
+            for (&i, ready) in open.iter().zip(ready) {
+                if !ready {
+                    continue;
+                }
+                let mut chunk = [0u8; 8192];
+                let n = match &mut self.fds[i] {
+                    Some(file) => match file.read(&mut chunk) {
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        n => n?,
+                    },
+                    None => 0,
+                };
+                if n == 0 {
+                    self.fds[i] = None;
+                } else {
+                    self.read[i].extend_from_slice(&chunk[..n]);
+                }
+            }
         }
     }
-    true
+
+    fn output(&self, status: ExitStatus) -> Output {
+        let text = |d: &[u8]| String::from_utf8_lossy(d).into_owned();
+        Output {
+            rc: status
+                .code()
+                .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+            stdout: text(&self.read[0]),
+            stderr: text(&self.read[1]),
+        }
+    }
 }
 
-fn output(status: ExitStatus, read: [Option<Vec<u8>>; 2]) -> Output {
-    let [stdout, stderr] =
-        read.map(|d| String::from_utf8_lossy(&d.unwrap_or_default()).into_owned());
-    Output {
-        rc: status
-            .code()
-            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
-        stdout,
-        stderr,
+/// Which of `fds` can be read without blocking (data or end of file),
+/// waiting up to `wait` (`None`: for as long as it takes) for one.
+#[allow(unsafe_code)]
+fn poll_readable(fds: &[BorrowedFd<'_>], wait: Option<Duration>) -> io::Result<Vec<bool>> {
+    let mut polled: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|f| libc::pollfd {
+            fd: f.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let timeout = wait.map_or(-1, |w| {
+        libc::c_int::try_from(w.as_millis().max(1)).unwrap_or(libc::c_int::MAX)
+    });
+    // SAFETY: `polled` is a live array of `polled.len()` pollfd structs
+    // that poll(2) only reads and fills in; the descriptors stay open (the
+    // borrows outlive the call).
+    let n = unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, timeout) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::Interrupted {
+            return Ok(vec![false; fds.len()]);
+        }
+        return Err(e);
     }
+    Ok(polled.iter().map(|p| p.revents != 0).collect())
 }
 
 /// Makes the command die with the module: the kernel sends it `SIGKILL`
@@ -385,7 +423,7 @@ mod tests {
             if Instant::now() > deadline {
                 return false;
             }
-            thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(20));
         }
         true
     }
@@ -426,11 +464,19 @@ mod tests {
             .arg("head -c 200000 /dev/zero; head -c 100000 /dev/zero >&2; exit 4")
             .env("TMPDIR", "/nonexistent")
             .timeout(Duration::from_secs(30));
-        let out = Host::system().run(&cmd)?;
-        assert_eq!(
-            (out.rc, out.stdout.len(), out.stderr.len()),
-            (4, 200000, 100000)
-        );
+        for cmd in [
+            cmd.clone(),
+            Cmd {
+                timeout: None,
+                ..cmd
+            },
+        ] {
+            let out = Host::system().run(&cmd)?;
+            assert_eq!(
+                (out.rc, out.stdout.len(), out.stderr.len()),
+                (4, 200000, 100000)
+            );
+        }
         let env = Host::system().run_ok(&Cmd::new("env").env("TMPDIR", "/var/tmp/x"))?;
         assert!(env.stdout.contains("TMPDIR=/var/tmp/x\n"), "{}", env.stdout);
         Ok(())
@@ -487,7 +533,7 @@ mod tests {
                 break text.trim().to_string();
             }
             assert!(Instant::now() < deadline, "the helper never started");
-            thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(20));
         };
         let cmdline = fs::read(format!("/proc/{pid}/cmdline"))?;
         assert!(cmdline.starts_with(b"sleep\0"), "{cmdline:?}");
