@@ -242,15 +242,20 @@ impl Host {
 
     /// Creates a new folder `<parent>/.<prefix>-<pid>-<n>` that only its
     /// owner can enter, for files that must not be seen or swapped before
-    /// use (an rpm that `rpm -i` then reads). `parent` must be a real folder
-    /// no user but root (or this process's owner) can write. The folder
-    /// and its files are removed when the guard is dropped.
+    /// use (an rpm that `rpm -i` then reads, a tool's work folder).
+    /// `parent` must be a real folder of root (or of this process's owner)
+    /// that no other user can write, or a sticky one (`/var/tmp`), where
+    /// others cannot rename or remove it. The folder and its files are
+    /// removed when the guard is dropped.
     pub fn private_dir(&self, parent: &Path, prefix: &str) -> Result<PrivateDir<'_>> {
         let real_parent = self.real_path(parent);
         let meta = fs::symlink_metadata(&real_parent)
             .with_context(|| format!("cannot use {} for temporary files", parent.display()))?;
-        let me = fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
-        if !meta.is_dir() || (meta.uid() != 0 && meta.uid() != me) || meta.mode() & 0o022 != 0 {
+        let owner = meta.uid() == 0 || meta.uid() == process_uid();
+        // In a sticky folder (`/var/tmp`) others cannot rename or remove
+        // what we create, and the new folder's name is never reused.
+        let sticky = meta.mode() & 0o1000 != 0;
+        if !meta.is_dir() || !owner || (meta.mode() & 0o022 != 0 && !sticky) {
             bail!(
                 "{} is not a folder only root can write (owner uid {}, mode {:o}): refusing to stage files there",
                 parent.display(),
@@ -477,6 +482,11 @@ fn search_dirs(inherited: Option<OsString>) -> Vec<PathBuf> {
     search
 }
 
+/// The user this process runs as (root when that cannot be told).
+pub fn process_uid() -> u32 {
+    fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0)
+}
+
 /// Whether `name` is one of the temporary names [`Host::write_atomic`]
 /// gives a new `target` (`.<target>.tmp<pid>.<n>`): what a writer killed
 /// before its rename leaves behind.
@@ -673,6 +683,25 @@ mod tests {
             .private_dir(Path::new("/usr/src"), "stage")
             .err()
             .expect("a world-writable parent");
+        assert!(
+            err.to_string().contains("not a folder only root can write"),
+            "{err}"
+        );
+        fs::set_permissions(
+            dir.path().join("usr/src"),
+            fs::Permissions::from_mode(0o1777),
+        )?;
+        let sticky = host.private_dir(Path::new("/usr/src"), "stage")?;
+        assert_eq!(
+            fs::symlink_metadata(host.real_path(&sticky.path))?.mode() & 0o7777,
+            0o700
+        );
+        drop(sticky);
+        std::os::unix::fs::symlink(dir.path().join("usr/src"), dir.path().join("usr/link"))?;
+        let err = host
+            .private_dir(Path::new("/usr/link"), "stage")
+            .err()
+            .expect("a link as the parent");
         assert!(
             err.to_string().contains("not a folder only root can write"),
             "{err}"

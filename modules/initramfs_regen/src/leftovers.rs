@@ -4,7 +4,7 @@
 //! used (`.<image>.initramfs_regen`); in `/var/tmp`, the private folders a
 //! tool ran in (`.initramfs_regen-<pid>-<n>`, see [`STAGE_PREFIX`]). Only
 //! these names, with `<image>` an image name of a valid kernel release, are
-//! touched. The `/boot` lock held since planning keeps a live run's files
+//! touched, and in `/var/tmp` only those owned by root. The `/boot` lock held since planning keeps a live run's files
 //! out of the list.
 
 use std::os::unix::fs::MetadataExt;
@@ -47,8 +47,14 @@ pub fn find(host: &Host) -> Result<Vec<Leftover>> {
             frees,
         });
     }
+    // Anyone may create such a name in the sticky /var/tmp: only entries of
+    // root (or of the user the module runs as) can be ours.
+    let me = linux_host::host::process_uid();
     for entry in host.read_dir(Path::new(STAGE_PARENT)).unwrap_or_default() {
-        if matches!(entry.kind, Kind::Dir | Kind::Symlink) && is_stage_dir(&entry.name) {
+        let by_root = host
+            .symlink_metadata(&entry.path)
+            .is_ok_and(|m| m.uid() == 0 || m.uid() == me);
+        if matches!(entry.kind, Kind::Dir | Kind::Symlink) && is_stage_dir(&entry.name) && by_root {
             found.push(Leftover {
                 path: entry.path,
                 frees: 0,
