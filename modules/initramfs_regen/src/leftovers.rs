@@ -25,8 +25,8 @@ pub const STAGE_PREFIX: &str = "initramfs_regen";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Leftover {
     pub path: PathBuf,
-    /// Bytes its removal frees in `/boot` (a link, a file with other names,
-    /// or anything outside `/boot` frees none there).
+    /// Bytes its removal frees in `/boot`: the blocks of a file without
+    /// other names (a link, or anything outside `/boot`, frees none there).
     pub frees: u64,
 }
 
@@ -39,7 +39,7 @@ pub fn find(host: &Host) -> Result<Vec<Leftover>> {
             continue;
         }
         let frees = match host.symlink_metadata(&entry.path) {
-            Ok(meta) if meta.is_file() && meta.nlink() == 1 => meta.len(),
+            Ok(meta) if meta.is_file() && meta.nlink() == 1 => meta.blocks() * 512,
             _ => 0,
         };
         found.push(Leftover {
