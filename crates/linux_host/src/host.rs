@@ -350,22 +350,6 @@ impl Host {
             .with_context(|| format!("cannot link {} to {}", link.display(), original.display()))
     }
 
-    /// Puts a finished file in place of `target`: fsyncs it, renames it
-    /// over `target` (atomic on one file system) and fsyncs the folder, so
-    /// after a crash `target` is either the old file or the whole new one.
-    pub fn rename_durably(&self, from: &Path, target: &Path) -> Result<()> {
-        let (real_from, real_target) = (self.real_path(from), self.real_path(target));
-        (|| -> io::Result<()> {
-            File::open(&real_from)?.sync_all()?;
-            fs::rename(&real_from, &real_target)?;
-            if let Some(dir) = real_target.parent() {
-                File::open(dir)?.sync_all()?;
-            }
-            Ok(())
-        })()
-        .with_context(|| format!("cannot move {} to {}", from.display(), target.display()))
-    }
-
     /// Removes a file (not a directory).
     pub fn remove_file(&self, path: &Path) -> Result<()> {
         fs::remove_file(self.real_path(path))
