@@ -1,8 +1,10 @@
 //! Running commands on the [`Host`]: finding programs (the system folders,
 //! then the inherited search path, skipping copies other users could have
 //! replaced), running them with no shell in a fixed environment (`PATH` of
-//! root-only folders, `LC_ALL=C`, `HOME=/root`, nothing else inherited), and
-//! the [`Script`] a test host answers from.
+//! root-only folders, `LC_ALL=C`, `HOME=/root`, nothing else inherited),
+//! each in its own process group that dies with the module and, given a
+//! [`Cmd::timeout`], is killed past it; and the [`Script`] a test host
+//! answers from.
 
 use std::fs::{self, File};
 use std::io::{self, Read};
