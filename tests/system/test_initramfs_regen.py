@@ -280,6 +280,9 @@ def test_a_killed_run_leaves_no_process_and_the_next_run_cleans_up(rebuilt):
         time.sleep(0.1)
     [stage] = lab.sh("ls -d /var/tmp/.initramfs_regen-*").split()
     assert STAGE.fullmatch(stage) and stage.endswith(f"-{module}-0"), stage
+    # The tool took its work folder there (dracut --tmpdir, TMPDIR for mkinitramfs).
+    work = {"dracut": "dracut.", "initramfs-tools": "mkinitramfs_"}[lab.variant]
+    assert any(n.startswith(work) for n in lab.sh(f"ls -A {stage}").split()), lab.sh(f"ls -A {stage}")
     # What a run killed inside Host::write_atomic leaves: a temporary image
     # larger than the new one will be.
     partial = f"/boot/.initrd.img-{old}.tmp{module}.0"
