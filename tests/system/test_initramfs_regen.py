@@ -10,7 +10,9 @@ profile) for the too-small-/boot fault. Every call of the real tool goes
 through a logging wrapper first on PATH, so "no tool started" is checked
 against that log."""
 
+import re
 import subprocess
+import time
 
 import pytest
 
@@ -84,8 +86,31 @@ def rebuilt(variant, rebuilt_image):
 
 
 def images(lab):
-    """Image → sha256, plus anything else left in /boot."""
-    return lab.sh("cd /boot && ls -A && sha256sum initrd.img-*")
+    """Image → sha256, plus anything else left in /boot, and the module's
+    work folders in /var/tmp."""
+    return lab.sh("cd /boot && ls -A && sha256sum initrd.img-* && ls -A /var/tmp | grep initramfs_regen || true")
+
+
+STAGE = re.compile(r"/var/tmp/\.initramfs_regen-\d+-\d+")
+
+
+def live_processes(lab):
+    """(pid, ppid, process group, name, command line) of every process but
+    zombies (the lab's init, `sleep infinity`, reaps none) and the shell
+    that lists them."""
+    out = lab.sh(
+        "for p in /proc/[0-9]*; do s=$(cat $p/stat 2>/dev/null) || continue; "
+        "c=$(tr '\\0' ' ' < $p/cmdline 2>/dev/null); echo \"$s|$c\"; done"
+    )
+    found = []
+    for line in out.splitlines():
+        stat, _, cmdline = line.partition("|")
+        pid, rest = stat.split(" (", 1)
+        name, _, fields = rest.rpartition(") ")
+        state, ppid, group = fields.split()[:3]
+        if state != "Z" and "/proc/[0-9]*" not in cmdline and name != "tr":
+            found.append((int(pid), int(ppid), int(group), name, cmdline))
+    return found
 
 
 def calls(lab):
@@ -137,7 +162,8 @@ def test_only_the_stale_image_is_rebuilt_and_checked(lab):
     assert (inside["path"], inside["version"]) == ("updates/aacraid.ko", MODULE_VERSION)
     on_disk = lab.sh(f"sha256sum < /lib/modules/{new}/updates/aacraid.ko").split()[0]
     assert inside["sha256"] == on_disk == image_member_sha(lab, new, "updates/aacraid.ko")
-    assert calls(lab).splitlines() == [f"{PROGRAM[lab.variant]} {tool_args(lab, new)}"]
+    [call] = calls(lab).splitlines()
+    assert re.fullmatch(f"{PROGRAM[lab.variant]} {tool_args(lab, new)}", call), call
     after = images(lab)
     changed = [line for line in after.splitlines() if line not in pristine.splitlines()]
     assert len(changed) == 1 and changed[0].endswith(f"initrd.img-{new}"), changed
@@ -151,8 +177,12 @@ def test_only_the_stale_image_is_rebuilt_and_checked(lab):
 
 
 def tool_args(lab, kernel):
-    tmp = f"/boot/.initrd.img-{kernel}.initramfs_regen"
-    return f"--force {tmp} {kernel}" if lab.variant == "dracut" else f"-o {tmp} {kernel}"
+    """The tool's arguments, as a pattern: its image and work files go to a
+    new private folder in /var/tmp."""
+    stage = r"(/var/tmp/\.initramfs_regen-\d+-0)"
+    if lab.variant == "dracut":
+        return rf"--force --tmpdir {stage} \1/initramfs\.img {kernel}"
+    return rf"-o {stage}/initramfs\.img {kernel}"
 
 
 def boot(lab, kernel):
@@ -191,6 +221,15 @@ def test_faults_leave_every_image_intact(rebuilt):
     failed = refused(f"{program} failed for kernel {old} (rc 3)")
     assert "simulated failure: no space left on device" in failed["msg"] and failed["rc"] == 3
 
+    # A hung tool: killed with everything it started, within the limit.
+    set_wrapper(lab, "date +%s.%N > /root/hung-since\nsleep 300 &\nsleep 301")
+    hung = refused(f"`{program} ", timeout=3)
+    took = float(lab.sh("date +%s.%N")) - float(lab.sh("cat /root/hung-since"))
+    assert "was still running after the time limit of 3 s (timeout)" in hung["msg"], hung["msg"]
+    assert 3 <= took < 10, f"the tool ran {took} s"
+    left = [p for p in live_processes(lab) if "sleep 30" in p[4] or p[3] in (program, "initramfs_regen")]
+    assert left == [], left
+
     set_wrapper(lab, DROP[lab.variant])
     dropped = refused(f"the new image {program} made for kernel {old} lacks updates/aacraid.ko ({MODULE_VERSION})")
     assert f"/boot/initrd.img-{old} is untouched" in dropped["msg"]
@@ -210,7 +249,69 @@ def test_faults_leave_every_image_intact(rebuilt):
         refused("not enough room in /boot: ")
     finally:
         lab.sh("umount /boot && rm -rf /boot.orig")
-    assert not lab.sh("ls -A /boot | grep initramfs_regen || true")
+    assert not lab.sh("ls -A /boot /var/tmp | grep initramfs_regen || true")
+
+
+def test_a_killed_run_leaves_no_process_and_the_next_run_cleans_up(rebuilt):
+    """kill -9 of the module while the tool works: the tool and what it
+    started die with it; its work folder stays, and so does a temporary
+    image in /boot of a run killed while writing it. Check mode reports
+    both, a real run removes them first (on a /boot that has room for the
+    new image only once the leftover is gone), the next run has nothing
+    to do."""
+    lab = rebuilt
+    new, old = lab.kernels
+    program = PROGRAM[lab.variant]
+    assert lab.module("kmod_update", src=f"/root/{old}.tgz")["changed"] is True
+    args = lab.args_file("initramfs_regen", kernels=[old])
+    module = int(lab.sh(f"{lab.install('initramfs_regen')} {args} > /dev/null 2>&1 & echo $!"))
+    # Until the tool works in its folder (dracut.* or mkinitramfs_*).
+    deadline = time.monotonic() + 60
+    while not lab.sh("ls -A /var/tmp/.initramfs_regen-*/ 2>/dev/null || true").strip():
+        assert time.monotonic() < deadline, "the tool never started"
+        time.sleep(0.2)
+    time.sleep(2)
+    [tool] = [p for p in live_processes(lab) if p[1] == module and p[3] == program]
+    assert tool[2] == tool[0], f"the tool leads its own process group: {tool}"
+    lab.sh(f"kill -9 {module}")
+    deadline = time.monotonic() + 5
+    while left := [p for p in live_processes(lab) if p[2] == tool[0] or p[0] == module]:
+        assert time.monotonic() < deadline, f"outlived the module: {left}"
+        time.sleep(0.1)
+    [stage] = lab.sh("ls -d /var/tmp/.initramfs_regen-*").split()
+    assert STAGE.fullmatch(stage) and stage.endswith(f"-{module}-0"), stage
+    # The tool took its work folder there (dracut --tmpdir, TMPDIR for mkinitramfs).
+    work = {"dracut": "dracut.", "initramfs-tools": "mkinitramfs_"}[lab.variant]
+    assert any(n.startswith(work) for n in lab.sh(f"ls -A {stage}").split()), lab.sh(f"ls -A {stage}")
+    # What a run killed inside Host::write_atomic leaves: a temporary image
+    # larger than the new one will be.
+    partial = f"/boot/.initrd.img-{old}.tmp{module}.0"
+    lab.sh(f"size=$(stat -c %s /boot/initrd.img-{old}); head -c $((size * 6 / 5)) /dev/urandom > {partial}")
+    leftovers = [partial, stage]
+    # A /boot with room for what is there and 1 MiB more.
+    used_kib = int(lab.sh("du -sk /boot").split()[0])
+    lab.sh(f"mkdir -p /boot.orig && cp -a /boot/. /boot.orig/ && "
+           f"mount -t tmpfs -o size={used_kib + 1024}k tmpfs /boot && cp -a /boot.orig/. /boot/ && rm -rf /boot.orig")
+    before = lab.tree_hash("/boot", "/var/tmp", times=True)
+    calls_before = calls(lab)
+
+    preview = regen(lab, check_mode=True, kernels=[old])
+    assert preview["changed"] is True and preview["removed_leftovers"] == leftovers, preview
+    assert [k["rebuilt"] for k in preview["kernels"]] == [True]
+    assert preview["msg"].startswith(f"would remove what killed runs left: {partial}, {stage}; "), preview["msg"]
+    assert lab.tree_hash("/boot", "/var/tmp", times=True) == before and calls(lab) == calls_before
+
+    done = regen(lab, kernels=[old])
+    assert done["changed"] is True and done["removed_leftovers"] == leftovers, done
+    assert [k["rebuilt"] for k in done["kernels"]] == [True]
+    assert done["kernels"][0]["modules"][0]["version"] == MODULE_VERSION
+    assert not lab.sh("ls -A /boot /var/tmp | grep initramfs_regen || true")
+    assert f".initrd.img-{old}.tmp" not in lab.sh("ls -A /boot")
+
+    again = regen(lab)
+    assert again["changed"] is False and again["removed_leftovers"] == [], again
+    assert [k["rebuilt"] for k in again["kernels"]] == [False, False]
+    assert len(calls(lab).splitlines()) == len(calls_before.splitlines()) + 1, "the last run started no tool"
 
 
 @pytest.mark.parametrize("version", list(ANSIBLE))

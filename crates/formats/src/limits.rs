@@ -18,6 +18,11 @@ pub const MODULE_MAX: u64 = 64 << 20;
 /// does not keep.
 pub const ARCHIVE_MAX: u64 = 256 << 20;
 
+/// The most a whole initramfs image may hold when a module keeps it in
+/// memory (to check it and then write exactly the bytes it checked).
+/// Images with large firmware sets reach a few hundred MiB.
+pub const IMAGE_MAX: u64 = 512 << 20;
+
 /// The error for an input that goes past `cap` bytes; `what` says what
 /// went past it ("the module", "the archive").
 pub(crate) fn exceeded(what: &str, cap: u64) -> io::Error {

@@ -9,6 +9,7 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use ansible_protocol::CommandFailed;
 
@@ -19,6 +20,11 @@ pub struct Cmd {
     pub program: String,
     /// Arguments, passed as they are (no shell).
     pub args: Vec<OsString>,
+    /// Variables added to the fixed environment (see [`Cmd::env`]).
+    pub env: Vec<(String, OsString)>,
+    /// How long it may run before its whole process group is killed; `None`
+    /// waits for as long as it takes.
+    pub timeout: Option<Duration>,
 }
 
 impl Cmd {
@@ -27,7 +33,24 @@ impl Cmd {
         Cmd {
             program: program.into(),
             args: Vec::new(),
+            env: Vec::new(),
+            timeout: None,
         }
+    }
+
+    /// Adds one variable to the fixed environment the command runs with
+    /// (`TMPDIR` for a tool that takes its work folder from it). The fixed
+    /// variables (`PATH`, `LC_ALL`, `HOME`) cannot be replaced.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Bounds the run: past `limit` the command and every process it
+    /// started in its process group are killed, and the run fails.
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
+        self
     }
 
     /// Appends one argument.

@@ -8,7 +8,7 @@
 
 use std::ffi::OsString;
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, Read as _, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -254,15 +254,20 @@ impl Host {
 
     /// Creates a new folder `<parent>/.<prefix>-<pid>-<n>` that only its
     /// owner can enter, for files that must not be seen or swapped before
-    /// use (an rpm that `rpm -i` then reads). `parent` must be a real folder
-    /// no user but root (or this process's owner) can write. The folder
-    /// and its files are removed when the guard is dropped.
+    /// use (an rpm that `rpm -i` then reads, a tool's work folder).
+    /// `parent` must be a real folder of root (or of this process's owner)
+    /// that no other user can write, or a sticky one (`/var/tmp`), where
+    /// others cannot rename or remove it. The folder and its files are
+    /// removed when the guard is dropped.
     pub fn private_dir(&self, parent: &Path, prefix: &str) -> Result<PrivateDir<'_>> {
         let real_parent = self.real_path(parent);
         let meta = fs::symlink_metadata(&real_parent)
             .with_context(|| format!("cannot use {} for temporary files", parent.display()))?;
-        let me = fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
-        if !meta.is_dir() || (meta.uid() != 0 && meta.uid() != me) || meta.mode() & 0o022 != 0 {
+        let owner = meta.uid() == 0 || meta.uid() == process_uid();
+        // In a sticky folder (`/var/tmp`) others cannot rename or remove
+        // what we create, and the new folder's name is never reused.
+        let sticky = meta.mode() & 0o1000 != 0;
+        if !meta.is_dir() || !owner || (meta.mode() & 0o022 != 0 && !sticky) {
             bail!(
                 "{} is not a folder only root can write (owner uid {}, mode {:o}): refusing to stage files there",
                 parent.display(),
@@ -400,18 +405,6 @@ impl Host {
         .with_context(|| format!("cannot sync the files of {}", dir.display()))
     }
 
-    /// Removes a folder and everything in it, never following a symbolic
-    /// link: `path` itself must be a real folder.
-    pub fn remove_tree(&self, path: &Path) -> Result<()> {
-        let real = self.real_path(path);
-        let meta = fs::symlink_metadata(&real)
-            .with_context(|| format!("cannot remove {}", path.display()))?;
-        if !meta.is_dir() {
-            bail!("cannot remove {}: not a folder", path.display());
-        }
-        fs::remove_dir_all(&real).with_context(|| format!("cannot remove {}", path.display()))
-    }
-
     /// Flushes a folder's entries to disk (after files were created or
     /// renamed in it).
     pub fn sync_dir(&self, path: &Path) -> Result<()> {
@@ -429,6 +422,48 @@ impl Host {
     pub fn owner(&self, path: &Path) -> io::Result<(u32, u32)> {
         let meta = fs::metadata(self.real_path(path))?;
         Ok((meta.uid(), meta.gid()))
+    }
+
+    /// Removes a folder and everything in it; links inside are removed, not
+    /// followed, and a link at `path` itself is removed as a link.
+    pub fn remove_tree(&self, path: &Path) -> Result<()> {
+        let real = self.real_path(path);
+        let removed = match fs::symlink_metadata(&real) {
+            Ok(meta) if meta.is_dir() => fs::remove_dir_all(&real),
+            Ok(_) => fs::remove_file(&real),
+            Err(e) => Err(e),
+        };
+        removed.with_context(|| format!("cannot remove {}", path.display()))
+    }
+
+    /// What is at `path`, not following a link there.
+    pub fn symlink_metadata(&self, path: &Path) -> io::Result<fs::Metadata> {
+        fs::symlink_metadata(self.real_path(path))
+    }
+
+    /// Reads the regular file at `path` (not through a link there) and its
+    /// permission bits; fails past `cap` bytes without reading further.
+    pub fn read_capped(&self, path: &Path, cap: u64) -> Result<(Vec<u8>, u32)> {
+        (|| -> io::Result<(Vec<u8>, u32)> {
+            let file = fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(self.real_path(path))?;
+            let meta = file.metadata()?;
+            if !meta.is_file() {
+                return Err(io::Error::other("not a regular file"));
+            }
+            let mut data = Vec::new();
+            io::Read::take(&file, cap.saturating_add(1)).read_to_end(&mut data)?;
+            if data.len() as u64 > cap {
+                return Err(io::Error::other(format!(
+                    "larger than {} MiB, the limit",
+                    cap >> 20
+                )));
+            }
+            Ok((data, meta.mode() & 0o7777))
+        })()
+        .with_context(|| format!("cannot read {}", path.display()))
     }
 
     /// Removes an empty directory and fsyncs its parent.
@@ -516,6 +551,23 @@ fn search_dirs(inherited: Option<OsString>) -> Vec<PathBuf> {
     search
 }
 
+/// The user this process runs as (root when that cannot be told).
+pub fn process_uid() -> u32 {
+    fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0)
+}
+
+/// Whether `name` is one of the temporary names [`Host::write_atomic`]
+/// gives a new `target` (`.<target>.tmp<pid>.<n>`): what a writer killed
+/// before its rename leaves behind.
+pub fn is_temp_name_of(name: &str, target: &str) -> bool {
+    let numbers = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    name.strip_prefix('.')
+        .and_then(|rest| rest.strip_prefix(target))
+        .and_then(|rest| rest.strip_prefix(".tmp"))
+        .and_then(|rest| rest.split_once('.'))
+        .is_some_and(|(pid, n)| numbers(pid) && numbers(n))
+}
+
 /// Creates `.<name>.tmp<pid>.<n>` in `dir`, a file no one else had: the
 /// exclusive create fails on anything already there, a symlink included,
 /// and the file stays mode 0600 until its writer gives it its final mode.
@@ -529,6 +581,7 @@ fn create_temp(dir: &Path, name: &std::ffi::OsStr) -> io::Result<(PathBuf, File)
         match fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .mode(0o600)
             .open(&tmp)
         {
@@ -594,6 +647,39 @@ mod tests {
         assert_eq!(fs::read(dir.path().join("etc/x.conf"))?, b"new");
         assert!(fs::symlink_metadata(dir.path().join("etc/x.conf"))?.is_file());
         assert!(fs::symlink_metadata(&planted)?.file_type().is_symlink());
+        Ok(())
+    }
+
+    #[test]
+    fn temp_names_are_recognised_and_capped_reads_refuse_links_and_excess() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let host = Host::scripted(dir.path(), Script::new());
+        let (tmp, _file) = create_temp(dir.path(), std::ffi::OsStr::new("initrd.img-6.1"))?;
+        let name = tmp.file_name().map(|n| n.to_string_lossy().into_owned());
+        assert!(is_temp_name_of(&name.unwrap_or_default(), "initrd.img-6.1"));
+        for theirs in [
+            ".initrd.img-6.1.tmp",
+            ".initrd.img-6.1.tmp1",
+            "initrd.img-6.1.tmp1.0",
+        ] {
+            assert!(!is_temp_name_of(theirs, "initrd.img-6.1"), "{theirs}");
+        }
+        fs::write(dir.path().join("image"), b"12345")?;
+        fs::set_permissions(dir.path().join("image"), fs::Permissions::from_mode(0o640))?;
+        assert_eq!(
+            host.read_capped(Path::new("/image"), 5)?,
+            (b"12345".to_vec(), 0o640)
+        );
+        let over = host.read_capped(Path::new("/image"), 4).expect_err("5 > 4");
+        assert!(format!("{over:#}").contains("the limit"), "{over:#}");
+        std::os::unix::fs::symlink(dir.path().join("image"), dir.path().join("link"))?;
+        host.read_capped(Path::new("/link"), 5)
+            .expect_err("a link is not followed");
+        host.remove_tree(Path::new("/link"))?;
+        assert!(
+            dir.path().join("image").exists(),
+            "the link alone is removed"
+        );
         Ok(())
     }
 
@@ -670,6 +756,25 @@ mod tests {
             err.to_string().contains("not a folder only root can write"),
             "{err}"
         );
+        fs::set_permissions(
+            dir.path().join("usr/src"),
+            fs::Permissions::from_mode(0o1777),
+        )?;
+        let sticky = host.private_dir(Path::new("/usr/src"), "stage")?;
+        assert_eq!(
+            fs::symlink_metadata(host.real_path(&sticky.path))?.mode() & 0o7777,
+            0o700
+        );
+        drop(sticky);
+        std::os::unix::fs::symlink(dir.path().join("usr/src"), dir.path().join("usr/link"))?;
+        let err = host
+            .private_dir(Path::new("/usr/link"), "stage")
+            .err()
+            .expect("a link as the parent");
+        assert!(
+            err.to_string().contains("not a folder only root can write"),
+            "{err}"
+        );
         Ok(())
     }
 
@@ -691,10 +796,12 @@ mod tests {
 
         fs::create_dir_all(dir.path().join("etc/keep"))?;
         std::os::unix::fs::symlink(dir.path().join("etc"), dir.path().join("usr/src/link"))?;
-        let err = host
-            .remove_tree(Path::new("/usr/src/link"))
-            .expect_err("a link");
-        assert!(err.to_string().contains("not a folder"), "{err}");
+        host.remove_tree(Path::new("/usr/src/link"))?;
+        assert!(
+            !host.exists(Path::new("/usr/src/link")),
+            "the link is removed"
+        );
+        assert!(dir.path().join("etc/keep").is_dir(), "and not followed");
         std::os::unix::fs::symlink(dir.path().join("etc"), dir.path().join("usr/src/tree/in"))?;
         host.remove_tree(Path::new("/usr/src/tree"))?;
         assert!(!host.exists(Path::new("/usr/src/tree")));

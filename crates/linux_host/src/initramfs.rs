@@ -3,6 +3,7 @@
 //! by what the kernel ends up with when it unpacks it: every segment is
 //! read, and when a path appears more than once the last copy wins.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -19,15 +20,6 @@ pub fn image_candidates(kver: &str) -> [String; 3] {
         format!("/boot/initrd.img-{kver}"),
         format!("/boot/initrd-{kver}"),
     ]
-}
-
-/// Walks the whole image at `path` on `host`, keeping the entries whose
-/// in-image path `select` accepts.
-pub fn scan_image(host: &Host, path: &Path, select: impl FnMut(&str) -> bool) -> Result<Scan> {
-    let file = host
-        .open(path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    scan(file, select).with_context(|| format!("cannot read initramfs image {}", path.display()))
 }
 
 /// The image of `kver`: the first candidate that exists (`true`), or the
@@ -56,6 +48,19 @@ pub fn image_path(host: &Host, kver: &str) -> (PathBuf, bool) {
 /// in with its driver folder, and the resolved one), and only the image's
 /// `modules.dep` says which its modprobe loads (see [`member_for`]).
 pub fn module_files(host: &Host, image: &Path, kver: &str, names: &[String]) -> Result<Scan> {
+    let file = host
+        .open(image)
+        .with_context(|| format!("cannot open {}", image.display()))?;
+    module_files_in(file, kver, names)
+        .with_context(|| format!("cannot read initramfs image {}", image.display()))
+}
+
+/// [`module_files`] of an image read from `input` (one held in memory).
+pub fn module_files_in<R: Read + Send + 'static>(
+    input: R,
+    kver: &str,
+    names: &[String],
+) -> Result<Scan> {
     let wanted: Vec<String> = names.iter().map(|n| modinfo::normalize(n)).collect();
     let prefixes = [
         format!("lib/modules/{kver}/"),
@@ -72,7 +77,7 @@ pub fn module_files(host: &Host, image: &Path, kver: &str, names: &[String]) -> 
             })
         })
     };
-    scan_image(host, image, select)
+    scan(input, select)
 }
 
 /// A module file's path relative to its kernel's module folder

@@ -1,14 +1,20 @@
 //! Running commands on the [`Host`]: finding programs (the system folders,
 //! then the inherited search path, skipping copies other users could have
 //! replaced), running them with no shell in a fixed environment (`PATH` of
-//! root-only folders, `LC_ALL=C`, `HOME=/root`, nothing else inherited), and
-//! the [`Script`] a test host answers from.
+//! root-only folders, `LC_ALL=C`, `HOME=/root`, nothing else inherited),
+//! each in its own process group that dies with the module and, given a
+//! [`Cmd::timeout`], is killed past it; and the [`Script`] a test host
+//! answers from.
 
-use std::fs;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 
@@ -56,30 +62,13 @@ impl Host {
     }
 
     /// Runs a command and returns its output whatever its exit code. Fails
-    /// only when the program is missing ([`ProgramNotFound`]) or cannot start.
+    /// when the program is missing ([`ProgramNotFound`]) or cannot start, and
+    /// when it outlives its [`Cmd::timeout`] (a [`crate::CommandFailed`] with the
+    /// output so far, under a message that names the command and the limit).
     pub fn run(&self, cmd: &Cmd) -> Result<Output> {
         let program = self.find_program(&cmd.program)?;
         match &self.runner {
-            Runner::Real { search } => {
-                let out = std::process::Command::new(&program)
-                    .args(&cmd.args)
-                    .env_clear()
-                    .env("PATH", trusted_path(search))
-                    .env("LC_ALL", "C")
-                    .env("HOME", "/root")
-                    .stdin(Stdio::null())
-                    .output()
-                    .with_context(|| format!("cannot start `{cmd}`"))?;
-                let rc = out.status.code().unwrap_or_else(|| {
-                    use std::os::unix::process::ExitStatusExt;
-                    128 + out.status.signal().unwrap_or(0)
-                });
-                Ok(Output {
-                    rc,
-                    stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-                    stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-                })
-            }
+            Runner::Real { search } => run_real(&program, cmd, search),
             Runner::Scripted(script) => script.reply(cmd),
         }
     }
@@ -100,6 +89,220 @@ impl Host {
         match &self.runner {
             Runner::Real { .. } => Vec::new(),
             Runner::Scripted(script) => script.calls.lock().map(|c| c.clone()).unwrap_or_default(),
+        }
+    }
+}
+
+/// Runs `cmd` as `program`: no shell, the fixed environment plus the
+/// command's own variables, its own process group, killed with the module
+/// (see [`die_with_module`]); stdout and stderr are read as they come
+/// (`poll`, no threads) while the deadline is watched, so neither a full
+/// pipe nor a hung tool blocks.
+fn run_real(program: &Path, cmd: &Cmd, search: &[PathBuf]) -> Result<Output> {
+    let mut command = std::process::Command::new(program);
+    command.args(&cmd.args).env_clear();
+    for (key, value) in &cmd.env {
+        command.env(key, value);
+    }
+    command
+        .env("PATH", trusted_path(search))
+        .env("LC_ALL", "C")
+        .env("HOME", "/root")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    die_with_module(&mut command);
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("cannot start `{cmd}`"))?;
+    let deadline = cmd.timeout.map(|limit| Instant::now() + limit);
+    let mut pipes = Pipes {
+        fds: [
+            child.stdout.take().map(|p| File::from(OwnedFd::from(p))),
+            child.stderr.take().map(|p| File::from(OwnedFd::from(p))),
+        ],
+        read: [Vec::new(), Vec::new()],
+    };
+    let waited = (|| -> io::Result<Option<ExitStatus>> {
+        if !pipes.drain(deadline)? {
+            return Ok(None);
+        }
+        wait_until(&mut child, deadline)
+    })()
+    .with_context(|| format!("cannot read the output of `{cmd}`"))?;
+    if let Some(status) = waited {
+        return Ok(pipes.output(status));
+    }
+    kill_group(&child);
+    let status = child
+        .wait()
+        .with_context(|| format!("cannot wait for `{cmd}`"))?;
+    // A process that left the group may keep a pipe open: what came before
+    // is enough for the message.
+    let _ = pipes.drain(Some(Instant::now() + Duration::from_secs(2)));
+    let limit = cmd.timeout.unwrap_or_default().as_secs_f64();
+    let failed = pipes.output(status).failure(cmd);
+    Err(anyhow::Error::new(failed).context(format!(
+        "`{cmd}` was still running after the time limit of {limit} s (timeout): it and \
+         every process it started in its process group were killed"
+    )))
+}
+
+/// The child's exit status, or `None` when `deadline` passed first.
+fn wait_until(child: &mut Child, deadline: Option<Instant>) -> io::Result<Option<ExitStatus>> {
+    let Some(deadline) = deadline else {
+        return child.wait().map(Some);
+    };
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        std::thread::sleep(left.min(Duration::from_millis(50)));
+    }
+}
+
+/// A command's stdout and stderr (each `None` once closed), and what was
+/// read from them.
+struct Pipes {
+    fds: [Option<File>; 2],
+    read: [Vec<u8>; 2],
+}
+
+impl Pipes {
+    /// Reads until both pipes are closed (true) or `deadline` passes
+    /// (false).
+    fn drain(&mut self, deadline: Option<Instant>) -> io::Result<bool> {
+        loop {
+            let open: Vec<usize> = (0..2).filter(|&i| self.fds[i].is_some()).collect();
+            if open.is_empty() {
+                return Ok(true);
+            }
+            let wait = match deadline {
+                None => None,
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Ok(false),
+                },
+            };
+            let fds: Vec<BorrowedFd<'_>> = open
+                .iter()
+                .filter_map(|&i| self.fds[i].as_ref().map(|f| f.as_fd()))
+                .collect();
+            let ready = poll_readable(&fds, wait)?;
+            for (&i, ready) in open.iter().zip(ready) {
+                if !ready {
+                    continue;
+                }
+                let mut chunk = [0u8; 8192];
+                let n = match &mut self.fds[i] {
+                    Some(file) => match file.read(&mut chunk) {
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        n => n?,
+                    },
+                    None => 0,
+                };
+                if n == 0 {
+                    self.fds[i] = None;
+                } else {
+                    self.read[i].extend_from_slice(&chunk[..n]);
+                }
+            }
+        }
+    }
+
+    fn output(&self, status: ExitStatus) -> Output {
+        let text = |d: &[u8]| String::from_utf8_lossy(d).into_owned();
+        Output {
+            rc: status
+                .code()
+                .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+            stdout: text(&self.read[0]),
+            stderr: text(&self.read[1]),
+        }
+    }
+}
+
+/// Which of `fds` can be read without blocking (data or end of file),
+/// waiting up to `wait` (`None`: for as long as it takes) for one.
+#[allow(unsafe_code)]
+fn poll_readable(fds: &[BorrowedFd<'_>], wait: Option<Duration>) -> io::Result<Vec<bool>> {
+    let mut polled: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|f| libc::pollfd {
+            fd: f.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let timeout = wait.map_or(-1, |w| {
+        libc::c_int::try_from(w.as_millis().max(1)).unwrap_or(libc::c_int::MAX)
+    });
+    // SAFETY: `polled` is a live array of `polled.len()` pollfd structs
+    // that poll(2) only reads and fills in; the descriptors stay open (the
+    // borrows outlive the call).
+    let n = unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, timeout) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::Interrupted {
+            return Ok(vec![false; fds.len()]);
+        }
+        return Err(e);
+    }
+    Ok(polled.iter().map(|p| p.revents != 0).collect())
+}
+
+/// Makes the command die with the module: the kernel sends it `SIGKILL`
+/// when the thread that started it exits (modules run their commands from
+/// their main thread), so a tool cannot go on writing after the module was
+/// killed. A module that died between the fork and the `prctl` is caught by
+/// the parent check, and the child exits before the program starts. The
+/// processes the tool starts in turn stay in its process group, which
+/// [`kill_group`] kills on a timeout.
+#[allow(unsafe_code)]
+fn die_with_module(command: &mut std::process::Command) {
+    let module = std::process::id();
+    let hook = move || {
+        // SAFETY: prctl and getppid are plain system calls: async-signal
+        // safe, no allocation, no lock, as a forked child requires.
+        let (set, parent) = unsafe {
+            (
+                libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0 as libc::c_ulong,
+                    0 as libc::c_ulong,
+                    0 as libc::c_ulong,
+                ),
+                libc::getppid(),
+            )
+        };
+        if set != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if u32::try_from(parent).ok() != Some(module) {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        Ok(())
+    };
+    // SAFETY: the hook runs between fork and exec and makes only the system
+    // calls above.
+    unsafe {
+        command.pre_exec(hook);
+    }
+}
+
+/// Sends `SIGKILL` to the child's process group (the child leads it).
+#[allow(unsafe_code)]
+fn kill_group(child: &Child) {
+    if let Ok(group) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: kill(2) takes two integers and touches no memory of ours.
+        unsafe {
+            libc::kill(-group, libc::SIGKILL);
         }
     }
 }
@@ -199,5 +402,149 @@ impl Script {
             .find(|(expected, _)| *expected == argv)
             .map(|(_, out)| out.clone())
             .ok_or_else(|| anyhow!("test script has no answer for `{cmd}`"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether process `pid` is gone (or a zombie waiting for its reaper).
+    fn gone(pid: &str) -> bool {
+        match fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(stat) => stat
+                .rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z')),
+        }
+    }
+
+    fn gone_within(pid: &str, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        while !gone(pid) {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
+    #[test]
+    fn a_timeout_kills_the_whole_process_group_and_names_the_limit() -> Result<()> {
+        let cmd = Cmd::new("sh")
+            .arg("-c")
+            .arg("sleep 60 & echo $!; echo started >&2; sleep 60")
+            .timeout(Duration::from_millis(500));
+        let started = Instant::now();
+        let err = Host::system().run(&cmd).expect_err("past its limit");
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(500), "{took:?}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        let msg = format!("{err:#}");
+        assert!(msg.contains("time limit of 0.5 s (timeout)"), "{msg}");
+        assert!(msg.contains("sleep 60 &"), "the command is named: {msg}");
+        let failed = err
+            .downcast_ref::<crate::CommandFailed>()
+            .expect("CommandFailed");
+        assert_eq!(failed.rc, 128 + libc::SIGKILL);
+        assert_eq!(failed.stderr, "started\n");
+        let background = failed.stdout.trim();
+        assert!(!background.is_empty(), "{failed:?}");
+        assert!(
+            gone_within(background, Duration::from_secs(2)),
+            "the background sleep {background} of the killed shell is dead"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_command_within_its_limit_gives_all_its_output() -> Result<()> {
+        // More than a pipe holds on both streams: read while waiting.
+        let cmd = Cmd::new("sh")
+            .arg("-c")
+            .arg("head -c 200000 /dev/zero; head -c 100000 /dev/zero >&2; exit 4")
+            .env("TMPDIR", "/nonexistent")
+            .timeout(Duration::from_secs(30));
+        for cmd in [
+            cmd.clone(),
+            Cmd {
+                timeout: None,
+                ..cmd
+            },
+        ] {
+            let out = Host::system().run(&cmd)?;
+            assert_eq!(
+                (out.rc, out.stdout.len(), out.stderr.len()),
+                (4, 200000, 100000)
+            );
+        }
+        let env = Host::system().run_ok(&Cmd::new("env").env("TMPDIR", "/var/tmp/x"))?;
+        assert!(env.stdout.contains("TMPDIR=/var/tmp/x\n"), "{}", env.stdout);
+        Ok(())
+    }
+
+    #[test]
+    fn a_command_leads_its_own_process_group() -> Result<()> {
+        let out = Host::system().run_ok(&Cmd::new("cat").arg("/proc/self/stat"))?;
+        let fields: Vec<&str> = out
+            .stdout
+            .rsplit_once(") ")
+            .map(|(_, rest)| rest.split(' ').collect())
+            .unwrap_or_default();
+        let pid = out.stdout.split(' ').next().unwrap_or_default();
+        // After the name: state, ppid, pgrp.
+        assert_eq!(fields.get(2).copied(), Some(pid), "{}", out.stdout);
+        Ok(())
+    }
+
+    const PIDFILE: &str = "LINUX_HOST_TEST_PIDFILE";
+
+    /// Run by [`a_command_dies_with_the_module`] in a process of its own:
+    /// starts a long command, writes its pid, and waits to be killed.
+    #[test]
+    #[ignore = "a helper process of a_command_dies_with_the_module"]
+    fn helper_runs_a_long_command() -> Result<()> {
+        if let Some(pidfile) = std::env::var_os(PIDFILE) {
+            let cmd = Cmd::new("sh")
+                .arg("-c")
+                .arg("echo $$ > \"$0\"; exec sleep 60")
+                .arg(pidfile);
+            Host::system().run(&cmd)?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_command_dies_with_the_module() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let pidfile = dir.path().join("pid");
+        let mut module = std::process::Command::new(std::env::current_exe()?)
+            .args([
+                "--exact",
+                "run::tests::helper_runs_a_long_command",
+                "--ignored",
+            ])
+            .env(PIDFILE, &pidfile)
+            .stdout(Stdio::null())
+            .spawn()?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let pid = loop {
+            let text = fs::read_to_string(&pidfile).unwrap_or_default();
+            if text.ends_with('\n') {
+                break text.trim().to_string();
+            }
+            assert!(Instant::now() < deadline, "the helper never started");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline"))?;
+        assert!(cmdline.starts_with(b"sleep\0"), "{cmdline:?}");
+        module.kill()?;
+        module.wait()?;
+        assert!(
+            gone_within(&pid, Duration::from_secs(2)),
+            "the command {pid} outlived the module"
+        );
+        Ok(())
     }
 }

@@ -1,54 +1,62 @@
-//! Rebuilding one image: the tool writes a temporary file beside the old
-//! image, the new image is read back and checked, and only then renamed
-//! over the old one (after an optional `.bak` link).
+//! Rebuilding one image: the tool runs in a private folder of its own
+//! (its output and its work folder there, removed whatever happens), the
+//! new image is read into memory and checked, and exactly those bytes are
+//! written over the old image through an exclusive temporary file beside
+//! it (after an optional `.bak` link). Whatever writes to the tool's output
+//! after the check (an orphaned tool of a killed run cannot: it writes in
+//! its own folder) does not reach `/boot`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context as _, Result};
-use linux_host::initramfs::module_files;
+use formats::limits::IMAGE_MAX;
+use linux_host::initramfs::module_files_in;
 use linux_host::Host;
 
+use crate::leftovers::{STAGE_PARENT, STAGE_PREFIX};
 use crate::plan::{Inside, KernelPlan, Plan};
 
-/// Regenerates `k`'s image into a temporary file, checks it, swaps it in;
-/// returns what the new image holds and the backup's path.
+/// Regenerates `k`'s image, checks it, swaps it in; returns what the new
+/// image holds and the backup's path.
 pub fn rebuild(host: &Host, plan: &Plan, k: &KernelPlan) -> Result<(Vec<Inside>, Option<PathBuf>)> {
-    let file_name = k
-        .image
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = k
-        .image
-        .with_file_name(format!(".{file_name}.initramfs_regen"));
-    if host.exists(&tmp) {
-        host.remove_file(&tmp)?;
-    }
-    let cmd = plan.tool.command(&tmp, &k.kernel);
-    let out = host.run(&cmd)?;
+    let untouched = || format!("{} is untouched", k.image.display());
+    // Dropped on every return: the tool's output and work files go with it.
+    let stage = host.private_dir(Path::new(STAGE_PARENT), STAGE_PREFIX)?;
+    let output = stage.path.join("initramfs.img");
+    let cmd = plan
+        .tool
+        .command(&output, &k.kernel, &stage.path, plan.timeout);
+    let out = host.run(&cmd).with_context(|| {
+        format!(
+            "{} did not finish for kernel {}; {}",
+            plan.tool.program(),
+            k.kernel,
+            untouched()
+        )
+    })?;
     if !out.success() {
-        let _ = host.remove_file(&tmp);
         let failed = out.failure(&cmd);
         let context = format!(
-            "{} failed for kernel {} (rc {}); {} is untouched; last lines of its output:\n{}",
+            "{} failed for kernel {} (rc {}); {}; last lines of its output:\n{}",
             plan.tool.program(),
             k.kernel,
             failed.rc,
-            k.image.display(),
+            untouched(),
             failed.tail(20)
         );
         return Err(anyhow::Error::new(failed).context(context));
     }
-    let inside = match check_new_image(host, plan, k, &tmp) {
-        Ok(inside) => inside,
-        Err(e) => {
-            let _ = host.remove_file(&tmp);
-            return Err(e);
-        }
-    };
-    if let Some(mode) = k.old_mode {
-        host.set_mode(&tmp, mode)?;
-    }
+    let (bytes, made_mode) = host.read_capped(&output, IMAGE_MAX).with_context(|| {
+        format!(
+            "the new image {} made for kernel {} is unreadable; {}",
+            plan.tool.program(),
+            k.kernel,
+            untouched()
+        )
+    })?;
+    let bytes = Shared(Arc::new(bytes));
+    let inside = check_new_image(plan, k, &bytes)?;
     let mut backup = None;
     if plan.backup && k.exists {
         let mut name = k.image.as_os_str().to_os_string();
@@ -60,18 +68,20 @@ pub fn rebuild(host: &Host, plan: &Plan, k: &KernelPlan) -> Result<(Vec<Inside>,
         host.hard_link(&k.image, &bak)?;
         backup = Some(bak);
     }
-    host.rename_durably(&tmp, &k.image)?;
+    host.write_atomic_as_root(&k.image, bytes.as_ref(), k.old_mode.unwrap_or(made_mode))?;
     Ok((inside, backup))
 }
 
 /// The new image must hold every named module at the resolved path with
 /// the bytes on disk.
-fn check_new_image(host: &Host, plan: &Plan, k: &KernelPlan, tmp: &Path) -> Result<Vec<Inside>> {
-    let scan = module_files(host, tmp, &k.kernel, &plan.modules).with_context(|| {
+fn check_new_image(plan: &Plan, k: &KernelPlan, bytes: &Shared) -> Result<Vec<Inside>> {
+    let reader = std::io::Cursor::new(bytes.clone());
+    let scan = module_files_in(reader, &k.kernel, &plan.modules).with_context(|| {
         format!(
-            "the new image {} made for kernel {} is unreadable",
+            "the new image {} made for kernel {} is unreadable; {} is untouched",
             plan.tool.program(),
-            k.kernel
+            k.kernel,
+            k.image.display()
         )
     })?;
     let inside: Vec<Inside> = plan
@@ -96,4 +106,15 @@ fn check_new_image(host: &Host, plan: &Plan, k: &KernelPlan, tmp: &Path) -> Resu
         }
     }
     Ok(inside)
+}
+
+/// The new image, shared with the walk that checks it (which needs a reader
+/// of its own) without a copy.
+#[derive(Clone)]
+struct Shared(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for Shared {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
 }

@@ -3,12 +3,15 @@
 //! image in place. Per kernel the verdict comes from the image itself (the
 //! cpio walk of `linux_host::initramfs`, see [`plan`]): each named module
 //! must be in it at the path the kernel resolves, with the same bytes. A
-//! stale image is regenerated into a temporary file beside it (dracut, or
-//! initramfs-tools' `mkinitramfs`), the new image is read back and checked
-//! the same way, and only then renamed over the old one ([`apply`]).
-//! Options are documented in `initramfs_regen.yml`.
+//! stale image is regenerated in a private folder (dracut, or
+//! initramfs-tools' `mkinitramfs`, each bounded by the `timeout` option),
+//! the new image is read into memory and checked the same way, and exactly
+//! those bytes replace the old one ([`apply`]). What a killed run left
+//! ([`leftovers`]) is removed first. Options are documented in
+//! `initramfs_regen.yml`.
 
 mod apply;
+mod leftovers;
 mod options;
 mod plan;
 mod report;
@@ -51,10 +54,11 @@ impl Module for InitramfsRegen {
                 KernelResult::new(k, k.rebuild, after, None, None)
             })
             .collect();
-        report(plan, results, "would rebuild")
+        report(plan, results, "would remove", "would rebuild")
     }
 
     fn apply(plan: Plan, _ctx: &Context, host: &Host) -> Result<Response<Return>> {
+        leftovers::remove(host, &plan.leftovers)?;
         let mut results: Vec<KernelResult> = Vec::new();
         for k in &plan.kernels {
             if !k.rebuild {
@@ -80,7 +84,7 @@ impl Module for InitramfsRegen {
             let seconds = started.elapsed().as_secs_f64();
             results.push(KernelResult::new(k, true, inside, backup, Some(seconds)));
         }
-        Ok(report(plan, results, "rebuilt"))
+        Ok(report(plan, results, "removed", "rebuilt"))
     }
 }
 

@@ -2,6 +2,7 @@
 //! image tool they choose.
 
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{bail, Result};
 use linux_host::kernel::KernelSpec;
@@ -40,6 +41,13 @@ pub struct Options {
     /// Keep the previous image as `<image>.bak`.
     #[serde(default)]
     pub backup: bool,
+    /// Seconds each tool run may take before it is killed; 0 for no limit.
+    #[serde(default = "default_timeout")]
+    pub timeout: u64,
+}
+
+fn default_timeout() -> u64 {
+    1800
 }
 
 fn default_kernels() -> Vec<KernelSpec> {
@@ -54,9 +62,9 @@ fn default_modules() -> Vec<String> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Tool {
-    /// `dracut --force <image> <kver>`.
+    /// `dracut --force --tmpdir <folder> <image> <kver>`.
     Dracut,
-    /// `mkinitramfs -o <image> <kver>`.
+    /// `mkinitramfs -o <image> <kver>` with `TMPDIR=<folder>`.
     InitramfsTools,
 }
 
@@ -69,11 +77,27 @@ impl Tool {
         }
     }
 
-    /// The command that writes `kver`'s image to `output`.
-    pub fn command(self, output: &Path, kver: &str) -> Cmd {
-        match self {
-            Tool::Dracut => Cmd::new("dracut").arg("--force").arg(output).arg(kver),
-            Tool::InitramfsTools => Cmd::new("mkinitramfs").arg("-o").arg(output).arg(kver),
+    /// The command that writes `kver`'s image to `output`, doing its work
+    /// in `work` (a private folder, not the shared `/var/tmp`), killed
+    /// after `timeout` seconds unless that is 0.
+    pub fn command(self, output: &Path, kver: &str, work: &Path, timeout: u64) -> Cmd {
+        let cmd = match self {
+            Tool::Dracut => Cmd::new("dracut")
+                .arg("--force")
+                .arg("--tmpdir")
+                .arg(work)
+                .arg(output)
+                .arg(kver),
+            Tool::InitramfsTools => Cmd::new("mkinitramfs")
+                .arg("-o")
+                .arg(output)
+                .arg(kver)
+                .env("TMPDIR", work),
+        };
+        if timeout == 0 {
+            cmd
+        } else {
+            cmd.timeout(Duration::from_secs(timeout))
         }
     }
 

@@ -12,6 +12,7 @@ use linux_host::kmod::{Lookup, Resolved};
 use linux_host::{kernel, DirLock, Host};
 use serde::Serialize;
 
+use crate::leftovers::{self, Leftover};
 use crate::options::{Options, Tool};
 use crate::space::check_space;
 
@@ -91,6 +92,9 @@ pub struct Plan {
     pub(crate) backup: bool,
     pub(crate) modules: Vec<String>,
     pub(crate) kernels: Vec<KernelPlan>,
+    /// What killed runs left, removed before anything else.
+    pub(crate) leftovers: Vec<Leftover>,
+    pub(crate) timeout: u64,
     pub(crate) warnings: Vec<String>,
     pub(crate) _locks: Vec<DirLock>,
 }
@@ -114,17 +118,21 @@ pub fn plan(o: Options, host: &Host) -> Result<Plan> {
     // deciding and rebuilding.
     let mut locks = kernel::lock_trees(host, &kernels)?;
     locks.push(host.lock_dir(Path::new("/boot"))?);
+    let leftovers = leftovers::find(host)?;
     let mut plans = Vec::new();
     for k in &kernels {
         plans.push(plan_kernel(host, k, &o)?);
     }
     let mut warnings = Vec::new();
-    check_space(host, &plans, o.backup, &mut warnings)?;
+    let freed = leftovers.iter().map(|l| l.frees).sum();
+    check_space(host, &plans, o.backup, freed, &mut warnings)?;
     Ok(Plan {
         tool,
         backup: o.backup,
         modules: o.modules,
         kernels: plans,
+        leftovers,
+        timeout: o.timeout,
         warnings,
         _locks: locks,
     })

@@ -17,6 +17,8 @@ pub struct Return {
     pub tool: Tool,
     pub modules: Vec<String>,
     pub kernels: Vec<KernelResult>,
+    /// Files and folders of killed runs removed (or that would be).
+    pub removed_leftovers: Vec<PathBuf>,
 }
 
 /// One kernel's part of the result.
@@ -84,9 +86,15 @@ fn side(kernels: &[KernelResult], pick: fn(&KernelResult) -> &[Inside]) -> impl 
         .collect::<BTreeMap<_, _>>()
 }
 
-/// The response for `plan` with its kernels' results; `verb` says what
-/// happened to the rebuilt images (`rebuilt`, `would rebuild`).
-pub fn report(plan: Plan, kernels: Vec<KernelResult>, verb: &str) -> Response<Return> {
+/// The response for `plan` with its kernels' results; `removed` and `verb`
+/// say what happened to the leftovers (`removed`, `would remove`) and the
+/// rebuilt images (`rebuilt`, `would rebuild`).
+pub fn report(
+    plan: Plan,
+    kernels: Vec<KernelResult>,
+    removed: &str,
+    verb: &str,
+) -> Response<Return> {
     let rebuilt: Vec<String> = kernels
         .iter()
         .filter(|k| k.rebuilt)
@@ -98,23 +106,34 @@ pub fn report(plan: Plan, kernels: Vec<KernelResult>, verb: &str) -> Response<Re
         &side(&kernels, |r| &r.before),
         &side(&kernels, |r| &r.modules),
     );
+    let leftovers: Vec<PathBuf> = plan.leftovers.into_iter().map(|l| l.path).collect();
+    let mut said = Vec::new();
+    if !leftovers.is_empty() {
+        let shown: Vec<String> = leftovers.iter().map(|p| p.display().to_string()).collect();
+        said.push(format!(
+            "{removed} what killed runs left: {}",
+            shown.join(", ")
+        ));
+    }
+    said.push(if rebuilt.is_empty() {
+        "every image is current".into()
+    } else {
+        format!(
+            "{verb} with {}: {}",
+            plan.tool.program(),
+            rebuilt.join(", ")
+        )
+    });
     Response {
-        changed: !rebuilt.is_empty(),
-        msg: Some(if rebuilt.is_empty() {
-            "every image is current".into()
-        } else {
-            format!(
-                "{verb} with {}: {}",
-                plan.tool.program(),
-                rebuilt.join(", ")
-            )
-        }),
+        changed: !rebuilt.is_empty() || !leftovers.is_empty(),
+        msg: Some(said.join("; ")),
         diff: Some(diff),
         warnings: plan.warnings,
         values: Return {
             tool: plan.tool,
             modules: plan.modules,
             kernels,
+            removed_leftovers: leftovers,
         },
     }
 }

@@ -10,10 +10,12 @@ use crate::plan::KernelPlan;
 
 /// New images are about as large as the ones they replace; allow 10% more.
 /// Without a previous image, assume the largest image seen, or 64 MiB.
+/// `freed` bytes (leftovers of killed runs, removed first) count as free.
 pub fn check_space(
     host: &Host,
     plans: &[KernelPlan],
     backup: bool,
+    freed: u64,
     warnings: &mut Vec<String>,
 ) -> Result<()> {
     let rebuilds: Vec<&KernelPlan> = plans.iter().filter(|p| p.rebuild).collect();
@@ -38,7 +40,7 @@ pub fn check_space(
     };
     let dir = first.image.parent().unwrap_or(Path::new("/boot"));
     let available = match mounts::available_bytes(host, dir) {
-        Ok(bytes) => bytes,
+        Ok(bytes) => bytes.saturating_add(freed),
         Err(e) => {
             warnings.push(format!(
                 "cannot tell the free space in {}: {e:#}",
@@ -60,8 +62,16 @@ pub fn check_space(
                 )
             })
             .collect();
+        let leftovers = if freed > 0 {
+            format!(
+                " (leftovers of killed runs that are removed first included: {})",
+                mib(freed)
+            )
+        } else {
+            String::new()
+        };
         bail!(
-            "not enough room in {}: {} free, rebuilding {} image(s) needs about {} (current images: {}; \
+            "not enough room in {}: {} free{leftovers}, rebuilding {} image(s) needs about {} (current images: {}; \
              10% added for growth{}); nothing was changed",
             dir.display(),
             mib(available),

@@ -217,14 +217,16 @@ fn refusals_before_anything() {
 #[test]
 fn a_failing_tool_leaves_the_image_and_reports_its_output() -> Result<()> {
     let stale = image(K, INTREE, &module("old"));
-    let tmp = format!("/boot/.initrd.img-{K}.initramfs_regen");
+    let stage = format!("/var/tmp/.initramfs_regen-{}-0", std::process::id());
+    let output = format!("{stage}/initramfs.img");
     let script = Script::new().answer(
-        &["dracut", "--force", &tmp, K],
+        &["dracut", "--force", "--tmpdir", &stage, &output, K],
         1,
         "",
         "dracut: installing kernel modules\ndracut: FAILED: no space\n",
     );
     let (dir, host) = host(&images(&stale, &stale), script);
+    std::fs::create_dir_all(dir.path().join("var/tmp"))?;
     let plan = InitramfsRegen::plan(options(json!({"kernels": [K]})), &Context::default(), &host)?;
     let err = InitramfsRegen::apply(plan, &Context::default(), &host).expect_err("fails");
     let msg = format!("{err:#}");
@@ -241,7 +243,190 @@ fn a_failing_tool_leaves_the_image_and_reports_its_output() -> Result<()> {
         std::fs::read(dir.path().join(format!("boot/initrd.img-{K}")))?,
         stale
     );
-    assert!(!dir.path().join(tmp.trim_start_matches('/')).exists());
+    assert!(
+        !dir.path().join(stage.trim_start_matches('/')).exists(),
+        "the private folder is removed"
+    );
+    assert_eq!(names(&dir, "var/tmp"), Vec::<String>::new());
+    Ok(())
+}
+
+fn names(dir: &tempfile::TempDir, folder: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.path().join(folder))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// A killed run leaves its temporary image in /boot and the tool's private
+/// folder in /var/tmp: planned (only our own names), predicted by check
+/// mode, removed first by a real run (a link as a link), then gone.
+#[test]
+fn leftovers_of_killed_runs_are_planned_reported_and_removed() -> Result<()> {
+    let current = image(K, UPDATES, &module("new"));
+    let old = image(OLD, INTREE, &module("old"));
+    let mut files = images(&current, &old);
+    let pid_tmp = format!("/boot/.initrd.img-{K}.tmp4242.0");
+    let fixed_tmp = format!("/boot/.initrd.img-{K}.initramfs_regen");
+    let stage = "/var/tmp/.initramfs_regen-4242-0";
+    for (path, data) in [
+        (pid_tmp.clone(), vec![7u8; 100_000]),
+        (fixed_tmp.clone(), vec![7u8; 10]),
+        (format!("/boot/.initrd.img-{K}.tmpx"), b"theirs".to_vec()),
+        (
+            "/boot/.vmlinuz-6.1.0-56-amd64.tmp1.0".into(),
+            b"theirs".to_vec(),
+        ),
+        (format!("{stage}/dracut.Ab12/initramfs/x"), b"work".to_vec()),
+        (
+            "/var/tmp/.aacraid_build-4242-0/x.rpm".into(),
+            b"theirs".to_vec(),
+        ),
+        (
+            format!("/boot/.initrd.img-{OLD}.tmp1.1/x"),
+            b"a folder".to_vec(),
+        ),
+    ] {
+        files.push((path, data));
+    }
+    let (dir, host) = host(&files, dracut());
+    let foreign = dir.path().join("var/tmp/.initramfs_regen-4242-1");
+    if linux_host::host::process_uid() == 0 {
+        std::fs::create_dir(&foreign)?;
+        std::os::unix::fs::chown(&foreign, Some(1000), Some(1000))?;
+    }
+    let link = format!("/boot/.initrd.img-{OLD}.tmp1.2");
+    std::os::unix::fs::symlink(
+        dir.path().join("etc/debian_version"),
+        host.real_path(std::path::Path::new(&link)),
+    )?;
+    let plan = InitramfsRegen::plan(options(json!({})), &Context::default(), &host)?;
+    let expected: Vec<PathBuf> = [&link, &fixed_tmp, &pid_tmp]
+        .into_iter()
+        .chain([&stage.to_string()])
+        .map(PathBuf::from)
+        .collect();
+    let planned: Vec<&PathBuf> = plan.leftovers.iter().map(|l| &l.path).collect();
+    assert_eq!(planned, expected.iter().collect::<Vec<_>>());
+    let blocks = |p: &str| {
+        std::os::unix::fs::MetadataExt::blocks(
+            &std::fs::metadata(host.real_path(std::path::Path::new(p))).expect(p),
+        ) * 512
+    };
+    let frees: Vec<u64> = plan.leftovers.iter().map(|l| l.frees).collect();
+    assert_eq!(frees, [0, blocks(&fixed_tmp), blocks(&pid_tmp), 0]);
+    assert!(frees[2] >= 100_000, "{frees:?}");
+    let preview = InitramfsRegen::preview(plan, &Context::default());
+    assert!(preview.changed, "check mode predicts the removal");
+    assert_eq!(preview.values.removed_leftovers, expected);
+    let msg = preview.msg.unwrap_or_default();
+    assert!(
+        msg.starts_with(&format!("would remove what killed runs left: {link}, ")),
+        "{msg}"
+    );
+    assert!(msg.ends_with("; every image is current"), "{msg}");
+    for path in &expected {
+        assert!(
+            host.exists(path),
+            "check mode removes nothing: {}",
+            path.display()
+        );
+    }
+
+    let plan = InitramfsRegen::plan(options(json!({})), &Context::default(), &host)?;
+    let done = InitramfsRegen::apply(plan, &Context::default(), &host)?;
+    assert!(done.changed);
+    assert_eq!(done.values.removed_leftovers, expected);
+    assert_eq!(
+        names(&dir, "boot"),
+        [
+            format!(".initrd.img-{OLD}.tmp1.1"),
+            format!(".initrd.img-{K}.tmpx"),
+            ".vmlinuz-6.1.0-56-amd64.tmp1.0".to_string(),
+            format!("initrd.img-{OLD}"),
+            format!("initrd.img-{K}"),
+        ]
+    );
+    let mut kept = vec![".aacraid_build-4242-0"];
+    if foreign.exists() {
+        kept.push(".initramfs_regen-4242-1");
+    }
+    assert_eq!(
+        names(&dir, "var/tmp"),
+        kept,
+        "another user's folder is kept"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("etc/debian_version"))?,
+        b"12.8\n",
+        "the link was removed, not followed"
+    );
+    assert!(
+        host.calls().iter().all(|c| c[0] == "modinfo"),
+        "{:?}",
+        host.calls()
+    );
+
+    let again = InitramfsRegen::plan(options(json!({})), &Context::default(), &host)?;
+    let second = InitramfsRegen::apply(again, &Context::default(), &host)?;
+    assert!(!second.changed);
+    assert!(second.values.removed_leftovers.is_empty());
+    Ok(())
+}
+
+/// A small /boot that a killed run filled: the leftover's room counts, so
+/// the run that removes it does not refuse; a second name of the leftover
+/// (a hard link) frees nothing and does not count.
+#[test]
+fn the_space_check_counts_what_leftovers_free() -> Result<()> {
+    let stale = image(K, INTREE, &module("old"));
+    let tmp = format!("/boot/.initrd.img-{K}.tmp4242.0");
+    let full = || {
+        dracut().answer(
+            &["df", "-Pk", "/boot"],
+            0,
+            "Filesystem 1024-blocks Used Available Capacity Mounted on\ntmpfs 100 100 0 100% /boot\n",
+            "",
+        )
+    };
+    let mut files = images(&stale, &stale);
+    files.push((tmp.clone(), vec![0u8; stale.len() * 2]));
+    let (_dir, host) = self::host(&files, full());
+    let plan = InitramfsRegen::plan(options(json!({"kernels": [K]})), &Context::default(), &host)?;
+    assert!(plan.kernels[0].rebuild);
+
+    let (_dir, small) = self::host(&files, full());
+    small.hard_link(
+        std::path::Path::new(&tmp),
+        std::path::Path::new("/boot/kept"),
+    )?;
+    let err = InitramfsRegen::plan(
+        options(json!({"kernels": [K]})),
+        &Context::default(),
+        &small,
+    )
+    .err()
+    .map(|e| format!("{e:#}"))
+    .unwrap_or_default();
+    assert!(
+        err.contains("not enough room in /boot: 0.0 MiB free,"),
+        "{err}"
+    );
+
+    let (_dir, none) = self::host(&images(&stale, &stale), full());
+    let err = InitramfsRegen::plan(options(json!({"kernels": [K]})), &Context::default(), &none)
+        .err()
+        .map(|e| format!("{e:#}"))
+        .unwrap_or_default();
+    assert!(
+        err.contains("not enough room in /boot: 0.0 MiB free,"),
+        "{err}"
+    );
     Ok(())
 }
 

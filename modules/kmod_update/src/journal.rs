@@ -26,6 +26,7 @@ use anyhow::{bail, Context, Result};
 use formats::limits::MODULE_MAX;
 use formats::modinfo::{sha256_hex, Resolution};
 use linux_host::kmod::{Lookup, Resolved};
+use linux_host::host::is_temp_name_of;
 use linux_host::{kernel, Host};
 use serde::{Deserialize, Serialize};
 
@@ -346,16 +347,9 @@ fn remove_temporaries_of(host: &Host, path: &Path) -> Result<()> {
     let (Some(dir), Some(file)) = (path.parent(), path.file_name()) else {
         return Ok(());
     };
-    let prefix = format!(".{}.tmp", file.to_string_lossy());
+    let file = file.to_string_lossy();
     for entry in host.read_dir(dir).unwrap_or_default() {
-        let temporary = entry.name.strip_prefix(&prefix).is_some_and(|rest| {
-            rest.split_once('.').is_some_and(|(pid, n)| {
-                [pid, n]
-                    .iter()
-                    .all(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-            })
-        });
-        if temporary {
+        if is_temp_name_of(&entry.name, &file) {
             host.remove_file(&entry.path)?;
         }
     }
