@@ -349,7 +349,7 @@ def regen_attempt(env):
 
 def test_initramfs_regen_recovers_from_every_kill_point(regen):
     tally = Tally("initramfs_regen")
-    sweep(tally, regen["snapshot"], regen["points"], sweep_size(3), regen_attempt(regen))
+    sweep(tally, regen["snapshot"], regen["points"], sweep_size(2), regen_attempt(regen))
     crashlib.record_summary(tally)
     assert not tally.failures, tally.report()
 
@@ -402,7 +402,7 @@ def build_attempt(env):
 
 def test_aacraid_build_recovers_from_every_kill_point(build):
     tally = Tally("aacraid_build")
-    sweep(tally, build["snapshot"], build["points"], sweep_size(2), build_attempt(build))
+    sweep(tally, build["snapshot"], build["points"], sweep_size(1), build_attempt(build))
     crashlib.record_summary(tally)
     assert not tally.failures, tally.report()
 
@@ -477,3 +477,60 @@ def test_concurrent_kmod_update_and_initramfs_regen_stay_consistent(shared):
             tally.recovered += 1
     crashlib.record_summary(tally)
     assert not tally.failures, tally.report()
+
+
+# ---- the harness's own reading of logs (no container) ----------------------------
+
+SYNCED = """\
+open("/d/.f.tmp", O_WRONLY|O_CREAT|O_EXCL, 0600) = 3</d/.f.tmp>
+write(3</d/.f.tmp>, "new", 3)        = 3
+fsync(3</d/.f.tmp>)                  = 0
+rename("/d/.f.tmp", "/d/f")          = 0
+open("/d", O_RDONLY|O_DIRECTORY)     = 4</d>
+fsync(4</d>)                         = 0
+unlink("/d/old")                     = 0
+fsync(4</d>)                         = 0
+"""
+
+
+def test_order_check_reads_logs_and_finds_missing_fsyncs():
+    calls = parse(SYNCED)
+    assert [c.name for c in calls] == ["open", "write", "fsync", "rename", "open", "fsync", "unlink", "fsync"]
+    assert crashlib.fsync_order(calls) == []
+    assert [p.label().split(" ")[0] for p in crashlib.module_points(calls)] == \
+        ["module:open#1", "module:write#1", "module:fsync#1", "module:rename#1", "module:fsync#2",
+         "module:unlink#1", "module:fsync#3"]
+    unsynced = parse("\n".join(line for line in SYNCED.splitlines() if not line.startswith("fsync")))
+    assert crashlib.fsync_order(unsynced) == [
+        "/d/.f.tmp renamed to /d/f without an fsync of it after its last write: "
+        'rename#1 pid 0: rename("/d/.f.tmp", "/d/f")          = 0',
+        "/d not fsynced after the rename to /d/f",
+        "/d not fsynced after unlink of /d/old",
+    ]
+    # Written again after the fsync: the fsync no longer covers the data.
+    late = parse(SYNCED.replace('rename("/d/.f.tmp"', 'write(3</d/.f.tmp>, "more", 4) = 4\nrename("/d/.f.tmp"'))
+    assert len(crashlib.fsync_order(late)) == 1
+
+
+def test_tree_points_are_the_first_process_to_reach_each_count():
+    log = """\
+10 execve("/m", ["/m"], 0x1 /* 0 vars */) = 0
+10 write(1</out>, "a", 1) = 1
+10 clone(child_stack=NULL, flags=CLONE_VM|CLONE_VFORK|SIGCHLD) = 11
+11 execve("/sbin/depmod", ["depmod"], 0x1 /* 0 vars */) = 0
+11 openat(3</lib/modules/k>, "modules.dep.11", O_WRONLY|O_CREAT|O_EXCL, 0644) = 4</lib/modules/k/modules.dep.11>
+11 write(4</lib/modules/k/modules.dep.11>, "x", 1) = 1
+11 write(4</lib/modules/k/modules.dep.11>, "y", 1) = 1
+11 write(4</lib/modules/k/modules.dep.11>, "z", 1) = 1
+11 renameat(3</lib/modules/k>, "modules.dep.11", 3</lib/modules/k>, "modules.dep") = 0
+"""
+    calls = parse(log)
+    points = crashlib.tree_points(calls, 10)
+    # write#1 is the module's own (its scope), the rest depmod's.
+    assert [(p.name, p.nth) for p in points] == [("openat", 1), ("write", 2), ("write", 3), ("renameat", 1)]
+    assert [(p.name, p.nth) for p in crashlib.distinct(points)] == [("openat", 1), ("write", 2), ("write", 3),
+                                                                    ("renameat", 1)]
+    four = parse(log.replace('"z", 1) = 1\n', '"z", 1) = 1\n11 write(4</lib/modules/k/modules.dep.11>, "w", 1) = 1\n'))
+    assert [(p.name, p.nth) for p in crashlib.distinct(crashlib.tree_points(four, 10))] == \
+        [("openat", 1), ("write", 2), ("write", 4), ("renameat", 1)]
+    assert sample(list(range(10)), None) == list(range(10))
