@@ -469,7 +469,8 @@ def image_member_sha(lab, image, kernel, relative):
         listing = lab.sh(f"lsinitrd {image} 2>&1", check=False)
         if member not in listing:
             return None
-        out = lab.sh(f"set -o pipefail 2>/dev/null; lsinitrd -f {member} {image} | sha256sum", check=False)
+        out = lab.sh(f"lsinitrd -f {member} {image} > /tmp/member && sha256sum < /tmp/member; rm -f /tmp/member",
+                     check=False)
         return out.split()[0] if out else None
     out = lab.sh(f"rm -rf /tmp/unpacked && unmkinitramfs {image} /tmp/unpacked && "
                  f"cd /tmp/unpacked && find . -path '*/{member}' -exec sha256sum {{}} + ; rm -rf /tmp/unpacked",

@@ -96,14 +96,17 @@ def enumerate_run(snapshot, binary, scopes, paths_from_module=None, **options):
 
 
 def same_call(point, held):
-    """Whether the held line is the enumerated call, numbers (pids,
-    descriptors, addresses, temporary names) aside."""
-    def norm(text):
-        return re.sub(r"0x[0-9a-f]+|\d+", "#", text)
-    what = norm(point.what.split(": ", 1)[1])
-    now = norm(held.lstrip("0123456789 "))
-    size = min(len(what), len(now), 60)
-    return size >= 8 and what[:size] == now[:size]
+    """Whether the held line is the enumerated call: the same system call
+    naming the same paths, numbers and random parts of temporary names
+    (pids, descriptors, dracut's folder) aside."""
+    [now] = parse(held.strip() + ") = 0") or [None]
+    if now is None or now.name != point.name:
+        return False
+
+    def norm(call):
+        named = call.strings() or [p for p in call.fds() if p.startswith("/")][:1]
+        return [re.sub(r"\d+", "#", re.sub(r"/dracut\.[^/]+", "/dracut.*", p)) for p in named]
+    return norm(now) == norm(point.call)
 
 
 def after_kill(lab, point, held, how, pre_images, new_image_ok):
