@@ -243,7 +243,10 @@ def kmod_consistent(lab, env, installed):
             [f"after absent kernel {k} resolves {now!r} (record left: {bool(has_record)}), not {env['intree']}"]
     if now != target:
         return [f"modinfo -n says {now!r}, not {target}"]
-    data = json.loads(lab.sh(f"cat {record}"))
+    text = lab.sh(f"cat {record} 2>/dev/null", check=False)
+    if not text:
+        return [f"{target} is installed but {record} is missing: absent cannot undo it"]
+    data = json.loads(text)
     manifest = json.loads(lab.sh(f"tar -xzOf /root/{k}.tgz manifest.json"))
     sha = crashlib.file_sha(lab, target)
     if not data["sha256"] == sha == manifest["files"][0]["sha256"]:
