@@ -45,7 +45,8 @@ Two scopes, because the counters are per process:
   covered by the kill just before it starts.
 
 Write-side calls: open/openat/creat with O_WRONLY, O_RDWR, O_CREAT or
-O_TRUNC; write, pwrite64, writev, pwritev to a file (not a pipe); rename*,
+O_TRUNC; write, pwrite64, writev, pwritev, copy_file_range, sendfile and
+splice to a file (not a pipe); rename*,
 unlink*, mkdir*, rmdir, link*, symlink*, chmod/fchmod*, chown/fchown*,
 truncate/ftruncate, fsync, fdatasync; execve; and in the module scope
 clone/clone3/vfork/fork. The log is read with `-y` so every descriptor
@@ -78,7 +79,9 @@ WORK = "/tmp/crash"
 HOLD = "600s"
 
 OPENS = {"open", "openat", "creat"}
-WRITES = {"write", "pwrite64", "writev", "pwritev", "pwritev2"}
+WRITES = {"write", "pwrite64", "writev", "pwritev", "pwritev2",
+          # what cp (coreutils 9) and friends copy with, in the kernel
+          "copy_file_range", "sendfile", "splice"}
 RENAMES = {"rename", "renameat", "renameat2"}
 UNLINKS = {"unlink", "unlinkat", "rmdir"}
 SYNCS = {"fsync", "fdatasync"}
@@ -132,9 +135,16 @@ class Call:
         if self.name in OPENS:
             return self.name == "creat" or any(f in self.args for f in WRITE_FLAGS)
         if self.name in WRITES:
-            fds = self.fds()
-            return bool(fds) and fds[0].startswith("/") and not fds[0].startswith(("/dev/", WORK))
+            return any(p.startswith("/") and not p.startswith(("/dev/", WORK)) for p in self.written())
         return self.name in TRACED
+
+    def written(self):
+        """Paths of the descriptors a write-family call writes to (the
+        first, but the third of copy_file_range and splice)."""
+        fds = re.findall(r"\b-?\d+<([^>]*)>", self.args)
+        if self.name in ("copy_file_range", "splice"):
+            return fds[1:2]
+        return fds[:1]
 
     def paths(self):
         """Every path the call names (descriptors and strings), absolute
@@ -233,7 +243,7 @@ def distinct(points):
 
     for p in points:
         call = p.call
-        if call.name in WRITES and run and (run[-1].call.pid, run[-1].call.fds()[:1]) == (call.pid, call.fds()[:1]):
+        if call.name in WRITES and run and (run[-1].call.pid, run[-1].call.written()) == (call.pid, call.written()):
             run.append(p)
             continue
         flush()
@@ -293,7 +303,8 @@ def fsync_order(calls):
                 problems.append(f"cannot read the paths of {c.show()}")
                 continue
             old, new = paths[-2], paths[-1]
-            last_write = max((j for j, d in enumerate(calls[:i]) if old in fds(d) and d.name in WRITES),
+            last_write = max((j for j, d in enumerate(calls[:i])
+                              if d.name in WRITES and old in [canonical(p) for p in d.written()]),
                              default=-1)
             if not synced(old, calls[last_write + 1:i]):
                 problems.append(f"{old} renamed to {new} without an fsync of it after its last write: {c.show()}")
