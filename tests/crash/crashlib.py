@@ -511,8 +511,8 @@ class Tally:
     failures: dict = field(default_factory=dict)
 
     def line(self):
-        return (f"CRASH {self.module}: {self.unit} enumerated {self.enumerated} ({self.distinct} distinct), "
-                f"tried {self.tried}, "
+        enumerated = f"enumerated {self.enumerated} ({self.distinct} distinct), " if self.enumerated else ""
+        return (f"CRASH {self.module}: {self.unit} {enumerated}tried {self.tried}, "
                 f"recovered {self.recovered}, failed {len(self.failures)}, "
                 f"{time.monotonic() - self.started:.0f} s")
 
