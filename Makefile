@@ -7,7 +7,7 @@ VENV := .venv/core-latest
 # VENDOR_VERSION and MODULE_VERSION of the fixture vendor driver.
 include tests/fixtures/version.env
 
-.PHONY: setup build lint unit fuzz lab-image system molecule lab lab-clean test bench clean
+.PHONY: setup build lint unit fuzz lab-image system crash-sample crash molecule lab lab-clean test bench clean
 
 setup:
 	tests/setup.sh
@@ -45,6 +45,15 @@ lab-image: setup
 system: build lab-image
 	$(VENV)/bin/pytest -v tests/system
 
+# The crash-consistency harness (tests/crash): every write-side system call of a module run is a
+# kill point; `crash-sample` (in `make test`) tries a fixed spread of them and 3 concurrency
+# rounds, `crash` every distinct point and 50 rounds (see the README for its length).
+crash-sample: build lab-image
+	$(VENV)/bin/pytest -v tests/crash
+
+crash: build lab-image
+	CRASH_SWEEP=full $(VENV)/bin/pytest -v tests/crash
+
 # The fixture vendor package the Molecule scenarios and the lab build from.
 VENDOR_PACKAGE := tests/fixtures/out/aacraid-dkms-$(VENDOR_VERSION).tgz
 $(VENDOR_PACKAGE):
@@ -69,7 +78,7 @@ lab: build lab-image $(VENDOR_PACKAGE)
 lab-clean:
 	tests/lab/run-lab.sh --clean
 
-test: lint unit system molecule
+test: lint unit system crash-sample molecule
 
 bench: build lab-image
 	$(VENV)/bin/python tests/bench/facts_vs_command.py
