@@ -33,13 +33,12 @@ Two scopes, because the counters are per process:
 - `tree`: strace `-f`; the point is the N-th call of the process that is
   first to make N of them, kept only when that process is a child (the
   module's own calls are the other scope). This reaches depmod's writes in
-  a kmod_update run; for initramfs_regen it is narrowed with `-P` to the
-  paths under /boot that the enumeration run touched (dracut makes tens of
-  thousands of calls in its temporary folder that no crash of /boot
-  depends on; `-P` also restricts strace's counting, so the points stay
-  reachable). Calls of a later child whose count an earlier child reached
-  first cannot be singled out this way; the summary counts only reachable
-  points. aacraid_build has no tree scope: dkms compiles a kernel module
+  a kmod_update run. Calls of a later child whose count an earlier child
+  reached first cannot be singled out this way; the summary counts only
+  reachable points. initramfs_regen has no tree scope: dracut and
+  mkinitramfs write nowhere but the run's private folder (tens of
+  thousands of calls no crash of /boot depends on), and the module's own
+  calls write the image into /boot. aacraid_build has none either: dkms compiles a kernel module
   (thousands of writes in its own build folder, which dkms rebuilds from
   scratch); its points are the module's own calls, each dkms command being
   covered by the kill just before it starts.
@@ -322,7 +321,7 @@ def fsync_order(calls):
 
 # ---- running a module under strace, holding and killing it ---------------
 
-def strace_command(lab, program, args_file, scope, inject=None, paths=()):
+def strace_command(lab, program, args_file, scope, inject=None):
     """The shell line that runs `program` under strace in a new session,
     writing the session id to {WORK}/pgid and the log to {WORK}/trace."""
     opts = ["-y", "-s", "256", "-o", f"{WORK}/trace", "-e", f"trace={','.join(sorted(TRACED))}"]
@@ -330,8 +329,6 @@ def strace_command(lab, program, args_file, scope, inject=None, paths=()):
         # With seccomp-bpf the tracees stop only at the traced calls, not
         # at every call (dracut makes hundreds of thousands).
         opts[:0] = ["-f", "--seccomp-bpf"]
-        for p in paths:
-            opts += ["-P", p]
     if inject is not None:
         opts += ["-e", f"inject={inject.name}:delay_enter={HOLD}:when={inject.nth}"]
     inner = (f"echo $$ > {WORK}/pgid; exec {STRACE} {' '.join(map(shlex.quote, opts))} "
@@ -339,11 +336,11 @@ def strace_command(lab, program, args_file, scope, inject=None, paths=()):
     return f"rm -rf {WORK}/trace {WORK}/out {WORK}/err {WORK}/pgid; mkdir -p {WORK}; setsid -w sh -c {shlex.quote(inner)}"
 
 
-def traced_run(lab, binary, scope, paths=(), **options):
+def traced_run(lab, binary, scope, **options):
     """A normal run under strace: the module's JSON result and the log."""
     program = lab.install(binary)
     args_file = lab.args_file(binary, **options)
-    lab.sh(strace_command(lab, program, args_file, scope, paths=paths), check=False)
+    lab.sh(strace_command(lab, program, args_file, scope), check=False)
     out = lab.sh(f"cat {WORK}/out")
     log = lab.sh(f"cat {WORK}/trace")
     lab.sh(f"rm -f {args_file}")
@@ -392,12 +389,12 @@ echo "still alive:$left"; exit 1
 """
 
 
-def kill_at(lab, binary, point, paths=(), timeout=600, **options):
+def kill_at(lab, binary, point, timeout=600, **options):
     """Runs the module until strace holds `point`, then kills the whole
     session. Returns (held line or None, what happened)."""
     program = lab.install(binary)
     args_file = lab.args_file(binary, **options)
-    docker("exec", "-d", lab.name, "sh", "-c", strace_command(lab, program, args_file, point.scope, point, paths))
+    docker("exec", "-d", lab.name, "sh", "-c", strace_command(lab, program, args_file, point.scope, point))
     polled = lab.sh(POLL.format(work=WORK, timeout=timeout, name=point.name), check=False).splitlines()
     verdict = polled[0] if polled else "TIMEOUT"
     killed = lab.sh(KILL.format(work=WORK), check=False)
