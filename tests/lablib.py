@@ -12,7 +12,6 @@ Scripts outside pytest import it after putting tests/ on sys.path:
 import json
 import os
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -140,10 +139,14 @@ class Lab:
 
     def timed(self, command):
         """Seconds `command` takes inside the container (so neither docker
-        exec nor the host's load between runs is counted), and its output."""
-        out = self.sh(f"s=$(date +%s%N); {{ {command}; }} > /tmp/out 2>&1; e=$(date +%s%N); "
-                      f"echo $(( (e - s) / 1000000 )); cat /tmp/out")
-        ms, _, rest = out.partition("\n")
+        exec nor the host's load between runs is counted), and its output.
+        A non-zero exit status of `command` raises: a failed run is no sample."""
+        out = self.sh(f"s=$(date +%s%N); {{ {command}; }} > /tmp/out 2>&1; rc=$?; e=$(date +%s%N); "
+                      f"echo $(( (e - s) / 1000000 )) $rc; cat /tmp/out")
+        first, _, rest = out.partition("\n")
+        ms, rc = first.split()
+        if rc != "0":
+            raise AssertionError(f"{command!r} failed ({rc}) in {self.name}:\n{rest[-3000:]}")
         return int(ms) / 1000, rest
 
     def timed_module(self, binary, /, **options):
@@ -293,14 +296,3 @@ def task_results(output, task_index=0):
     """Host → result of one task of the first play."""
     return output["plays"][0]["tasks"][task_index]["hosts"]
 
-
-def timed_playbook(inventory_path, path, extra_vars=None):
-    """Wall seconds of one ansible-playbook run of the newest venv (default
-    callback), and its completed process."""
-    extra = ["-e", json.dumps(extra_vars)] if extra_vars is not None else []
-    start = time.monotonic()
-    proc = subprocess.run(
-        [str(ANSIBLE[NEWEST] / "ansible-playbook"), "-i", str(inventory_path), str(path), *extra],
-        cwd=REPO, env=ansible_env(), capture_output=True, text=True,
-    )
-    return time.monotonic() - start, proc
