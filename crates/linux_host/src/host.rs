@@ -69,7 +69,7 @@ impl PrivateDir<'_> {
 
 impl Drop for PrivateDir<'_> {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(self.host.real_path(&self.path));
+        let _ = self.host.remove_tree(&self.path);
     }
 }
 
@@ -424,8 +424,9 @@ impl Host {
         Ok((meta.uid(), meta.gid()))
     }
 
-    /// Removes a folder and everything in it; links inside are removed, not
-    /// followed, and a link at `path` itself is removed as a link.
+    /// Removes a folder and everything in it, then fsyncs its parent;
+    /// links inside are removed, not followed, and a link at `path` itself
+    /// is removed as a link.
     pub fn remove_tree(&self, path: &Path) -> Result<()> {
         let real = self.real_path(path);
         let removed = match fs::symlink_metadata(&real) {
@@ -433,7 +434,9 @@ impl Host {
             Ok(_) => fs::remove_file(&real),
             Err(e) => Err(e),
         };
-        removed.with_context(|| format!("cannot remove {}", path.display()))
+        removed
+            .and_then(|()| sync_parent(&real))
+            .with_context(|| format!("cannot remove {}", path.display()))
     }
 
     /// What is at `path`, not following a link there.
