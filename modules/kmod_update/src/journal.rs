@@ -25,8 +25,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use formats::limits::MODULE_MAX;
 use formats::modinfo::{sha256_hex, Resolution};
-use linux_host::kmod::{Lookup, Resolved};
 use linux_host::host::is_temp_name_of;
+use linux_host::kmod::{Lookup, Resolved};
 use linux_host::{kernel, Host};
 use serde::{Deserialize, Serialize};
 
