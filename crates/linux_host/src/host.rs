@@ -559,6 +559,17 @@ pub fn process_uid() -> u32 {
     fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0)
 }
 
+/// Whether `name` is a folder [`Host::private_dir`] made with `prefix`
+/// (`.<prefix>-<pid>-<n>`): what a run killed before removing it leaves.
+pub fn is_private_dir_name(name: &str, prefix: &str) -> bool {
+    let numbers = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    name.strip_prefix('.')
+        .and_then(|rest| rest.strip_prefix(prefix))
+        .and_then(|rest| rest.strip_prefix('-'))
+        .and_then(|rest| rest.split_once('-'))
+        .is_some_and(|(pid, n)| numbers(pid) && numbers(n))
+}
+
 /// Whether `name` is one of the temporary names [`Host::write_atomic`]
 /// gives a new `target` (`.<target>.tmp<pid>.<n>`): what a writer killed
 /// before its rename leaves behind.

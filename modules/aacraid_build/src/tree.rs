@@ -150,18 +150,7 @@ pub fn shorten(mut all: Vec<String>) -> Vec<String> {
 
 /// Whether `name` is one of our staging folders: `.aacraid_build-<pid>-<n>`.
 pub fn is_staging_name(name: &str) -> bool {
-    let Some(rest) = name
-        .strip_prefix('.')
-        .and_then(|n| n.strip_prefix(STAGING))
-        .and_then(|n| n.strip_prefix('-'))
-    else {
-        return false;
-    };
-    let numbers: Vec<&str> = rest.split('-').collect();
-    numbers.len() == 2
-        && numbers
-            .iter()
-            .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    linux_host::host::is_private_dir_name(name, STAGING)
 }
 
 /// Staging folders that killed runs left in [`SRC_ROOT`]. (Runs are

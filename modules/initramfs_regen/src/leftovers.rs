@@ -96,12 +96,7 @@ fn is_image_name(name: &str) -> bool {
 
 /// `.initramfs_regen-<pid>-<n>`, as `Host::private_dir` names it.
 fn is_stage_dir(name: &str) -> bool {
-    let numbers = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    name.strip_prefix('.')
-        .and_then(|n| n.strip_prefix(STAGE_PREFIX))
-        .and_then(|n| n.strip_prefix('-'))
-        .and_then(|n| n.split_once('-'))
-        .is_some_and(|(pid, n)| numbers(pid) && numbers(n))
+    linux_host::host::is_private_dir_name(name, STAGE_PREFIX)
 }
 
 #[cfg(test)]
