@@ -6,6 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Two setups at once (make -j, two checkouts sharing .venv through a link) would
+# remove each other's half-made environments: the second waits for the first.
+mkdir -p .venv
+exec 9> .venv/.setup.lock
+flock 9
+
 APT_PACKAGES=(debootstrap musl-tools zstd xz-utils cpio file rpm qemu-system-x86 strace libarchive-tools)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
