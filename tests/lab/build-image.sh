@@ -297,9 +297,18 @@ main() {
         fi
         wipe_work || exit 1
         mkdir -p "$WORK_DIR"
+        ensure_common
+        # The variants side by side: much of each build waits on the mirror.
+        local -A pid=()
+        local failed=()
         for variant in "${todo[@]}"; do
-            build_variant "$variant" "${hash[$variant]}"
+            build_variant "$variant" "${hash[$variant]}" &
+            pid[$variant]=$!
         done
+        for variant in "${todo[@]}"; do
+            wait "${pid[$variant]}" || failed+=("$variant")
+        done
+        ((${#failed[@]} == 0)) || die "the build of ${failed[*]} failed (see $LOG)"
     fi
     if ((python)); then
         for variant in "${variants[@]}"; do build_python "$variant"; done
