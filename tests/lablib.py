@@ -9,6 +9,7 @@ Scripts outside pytest import it after putting tests/ on sys.path:
     from lablib import Lab
 """
 
+import contextlib
 import json
 import os
 import subprocess
@@ -181,6 +182,21 @@ class Lab:
         if contents:
             script += f"; find {where} -type f -exec sha256sum {{}} + | sort | sha256sum"
         return self.sh(script)
+
+    @contextlib.contextmanager
+    def lock_held(self, path):
+        """Holds flock(2) on `path` from a process in the container, the way
+        another run would, until the block ends. The holder lets go only
+        when told: a fixed hold time raced with slow hashing on a loaded
+        machine."""
+        release = f"/tmp/release-{uuid.uuid4().hex[:8]}"
+        hold = f"while [ ! -e {release} ]; do sleep 0.1; done"
+        self.sh(f"setsid flock {path} sh -c '{hold}' > /dev/null 2>&1 < /dev/null &")
+        self.sh(f"until flock -n {path} true; [ $? -eq 1 ]; do sleep 0.1; done")
+        try:
+            yield
+        finally:
+            self.sh(f"touch {release}")
 
     def log_calls(self, tool):
         """Puts a root-owned wrapper for `tool` in /usr/local/sbin, which the

@@ -4,8 +4,8 @@ tests/fixtures/make-vendor-package.sh; then DKMS 2.x paths through
 tests/fixtures/fake-dkms-2x; then through ansible-core."""
 
 import json
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -332,22 +332,14 @@ def test_a_held_kernel_folder_lock_makes_the_run_wait(lab):
     k = lab.kernels[0]
     lab.log_calls("dkms")
     before = lab.tree_hash("/lib/modules", "/var/lib/dkms")
-    hold = "while [ ! -e /tmp/release ]; do sleep 0.1; done"
-    lab.sh(f"setsid flock /lib/modules/{k} sh -c '{hold}' > /dev/null 2>&1 < /dev/null &")
-    lab.sh(f"until flock -n /lib/modules/{k} true; [ $? -eq 1 ]; do sleep 0.1; done")
-    results = []
-    runner = threading.Thread(target=lambda: results.append(
-        run_module(lab, src="/root/good.tgz", kernels=[k], force=True)))
-    runner.start()
-    try:
-        lab.sh("for i in $(seq 600); do grep -q status /root/dkms-calls.log 2>/dev/null && exit 0; "
-               "sleep 0.1; done; exit 1")
-        time.sleep(3)
-        assert runner.is_alive(), "the run did not wait for the lock"
-        assert lab.sh("cat /root/dkms-calls.log").split() == ["dkms", "status", "-m", "aacraid", "-v", VERSION]
-        assert lab.tree_hash("/lib/modules", "/var/lib/dkms") == before, "the run wrote while the lock was held"
-    finally:
-        lab.sh("touch /tmp/release")
-        runner.join(timeout=300)
-    assert len(results) == 1 and results[0]["changed"] is True, results
+    with ThreadPoolExecutor(1) as pool:
+        with lab.lock_held(f"/lib/modules/{k}"):
+            run = pool.submit(run_module, lab, src="/root/good.tgz", kernels=[k], force=True)
+            lab.sh("for i in $(seq 600); do grep -q status /root/dkms-calls.log 2>/dev/null && exit 0; "
+                   "sleep 0.1; done; exit 1")
+            time.sleep(3)
+            assert not run.done(), "the run did not wait for the lock"
+            assert lab.sh("cat /root/dkms-calls.log").split() == ["dkms", "status", "-m", "aacraid", "-v", VERSION]
+            assert lab.tree_hash("/lib/modules", "/var/lib/dkms") == before, "the run wrote while the lock was held"
+        assert run.result(timeout=300)["changed"] is True
     assert dkms_calls(lab) == ["status", "add", "build", "install"]

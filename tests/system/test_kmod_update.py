@@ -12,6 +12,7 @@ import json
 import tarfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -257,24 +258,15 @@ def test_a_held_lock_makes_the_run_wait_and_write_nothing(server):
     k = lab.kernels[0]
     target = f"/lib/modules/{k}/updates/aacraid.ko"
     before = content_hash(lab)
-    # The holder lets go only when the test says so: a fixed hold time
-    # raced with the hashing below on a loaded machine.
-    hold = "while [ ! -e /tmp/release ]; do sleep 0.1; done"
-    lab.sh(f"setsid flock /lib/modules/{k} sh -c '{hold}' > /dev/null 2>&1 < /dev/null &")
-    lab.sh(f"until flock -n /lib/modules/{k} true; [ $? -eq 1 ]; do sleep 0.1; done")
-    results = []
-    runner = threading.Thread(target=lambda: results.append(install(lab, k)))
-    runner.start()
-    try:
-        lab.sh("for i in $(seq 600); do cat /proc/[0-9]*/comm 2>/dev/null | grep -qx kmod_update"
-               " && exit 0; sleep 0.1; done; exit 1")
-        time.sleep(3)
-        assert runner.is_alive(), "the run did not wait for the lock"
-        assert content_hash(lab) == before, "the run wrote while another held the lock"
-    finally:
-        lab.sh("touch /tmp/release")
-        runner.join(timeout=120)
-    assert len(results) == 1 and results[0]["changed"] is True, results
+    with ThreadPoolExecutor(1) as pool:
+        with lab.lock_held(f"/lib/modules/{k}"):
+            run = pool.submit(install, lab, k)
+            lab.sh("for i in $(seq 600); do cat /proc/[0-9]*/comm 2>/dev/null | grep -qx kmod_update"
+                   " && exit 0; sleep 0.1; done; exit 1")
+            time.sleep(3)
+            assert not run.done(), "the run did not wait for the lock"
+            assert content_hash(lab) == before, "the run wrote while another held the lock"
+        assert run.result(timeout=120)["changed"] is True
     assert resolved(lab, k) == target
 
 
