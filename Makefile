@@ -7,7 +7,7 @@ VENV := .venv/core-latest
 # VENDOR_VERSION and MODULE_VERSION of the fixture vendor driver.
 include tests/fixtures/version.env
 
-.PHONY: setup build lint unit fuzz lab-image system crash-sample crash molecule lab lab-clean test bench clean
+.PHONY: setup build lint unit fuzz lab-image system crash-sample crash molecule molecule-default molecule-fleet lab lab-clean test bench clean
 
 setup:
 	tests/setup.sh
@@ -42,8 +42,14 @@ fuzz:
 lab-image: setup
 	tests/lab/build-image.sh all
 
+# The system tests run in random order (pytest-randomly prints its seed first; rerun an
+# order with SYSTEM_ARGS=--randomly-seed=N) on two workers (pytest-xdist): every test
+# makes its own containers, and what several share (the vendor packages, the artifacts)
+# is files made once per run (tests/system/conftest.py).
+SYSTEM_WORKERS ?= 2
+SYSTEM_ARGS ?=
 system: build lab-image
-	$(VENV)/bin/pytest -v tests/system
+	$(VENV)/bin/pytest -v -n $(SYSTEM_WORKERS) $(SYSTEM_ARGS) tests/system
 
 # The crash-consistency harness (tests/crash): every write-side system call of a module run is a
 # kill point; `crash-sample` (in `make test`) tries a fixed spread of them and 3 concurrency
@@ -66,9 +72,9 @@ MOLECULE_RUN_ID ?= $(shell printf %s "$(CURDIR)" | sha256sum | cut -c1-8)
 MOLECULE := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" AACRAID_VENDOR_PACKAGE=$(VENDOR_PACKAGE) \
 	AACRAID_MODULE_VERSION=$(MODULE_VERSION) MOLECULE_RUN_ID=$(MOLECULE_RUN_ID) molecule
 
-molecule: build lab-image $(VENDOR_PACKAGE)
-	$(MOLECULE) test -s default
-	$(MOLECULE) test -s fleet
+molecule: molecule-default molecule-fleet
+molecule-default molecule-fleet: molecule-%: build lab-image $(VENDOR_PACKAGE)
+	$(MOLECULE) test -s $*
 
 # The README's first command: a build host and three servers as containers, the rollout,
 # a QEMU boot of one server's new image, the facts table. `make lab-clean` removes it.
@@ -78,7 +84,13 @@ lab: build lab-image $(VENDOR_PACKAGE)
 lab-clean:
 	tests/lab/run-lab.sh --clean
 
-test: lint unit system crash-sample molecule
+# Steps that mostly wait (the lab image build on the package mirror, Molecule on
+# `docker exec`) run beside others; each step's output is printed whole when it ends.
+PARALLEL := $(MAKE) --no-print-directory --output-sync=target -j2
+test:
+	$(PARALLEL) lab-image lint unit
+	$(MAKE) --no-print-directory system
+	$(PARALLEL) crash-sample molecule-default molecule-fleet
 
 # Every benchmark runs even when an earlier one misses its targets (exit 1);
 # `make bench` then fails. BENCH_ARGS goes to each, e.g. BENCH_ARGS="--rounds 5"
