@@ -416,6 +416,31 @@ def test_compressed_module_file_is_installed_as_given(dracut_server, suffix):
     assert host_state(lab) == settled
 
 
+def test_gzip_module_is_refused_where_kmod_cannot_read_it(dracut_server):
+    """src may be a .ko.gz file (sidecar: src), but the lab's kmod (Debian
+    12's) is built without zlib: depmod would skip the file and modinfo
+    never resolve it. Everything is checked before the first write
+    (sidecar: description): the task fails naming kmod's feature line and
+    what it can read, in check mode too, runs no depmod and changes
+    nothing."""
+    lab = dracut_server
+    k = lab.kernels[0]
+    features = lab.sh("modinfo -V").splitlines()
+    assert "-ZLIB" in features[1].split(), features
+    src = compressed_module(lab, k, "gz")
+    lab.log_calls("depmod")
+    before = host_state(lab)
+    for check_mode in (True, False):
+        result = lab.module("kmod_update", src=src, check_mode=check_mode)
+        assert result["failed"] is True, result
+        assert result["msg"] == (
+            f"{src} is compressed with gzip, which this host's kmod cannot read ({features[0]}: "
+            f"{features[1]}): depmod would not index /lib/modules/{k}/updates/aacraid.ko.gz; "
+            "install the module as .ko, .ko.xz or .ko.zst"), result["msg"]
+    assert lab.calls("depmod") == []
+    assert host_state(lab) == before
+
+
 def test_kernels_running_is_the_release_the_container_reports(dracut_server):
     """`kernels: [running]` is the running kernel's release (`uname -r`,
     here the host's, which no lab kernel is), and must be installed
