@@ -325,3 +325,282 @@ def test_through_ansible(version, server, tmp_path):
     assert out["stats"]["lab"]["changed"] == 0
     out, _ = run_ansible(version, "ansible", "-i", inv, "lab", "-m", "kmod_update", "-a", "state=absent")
     assert out["stats"]["lab"]["changed"] == 1
+
+
+# Documented behaviours below run in their own dracut container each.
+
+COMPRESSORS = {
+    "xz": "xz --check=crc32 --lzma2=dict=1MiB -c",
+    "zst": "zstd -q -c",
+    "gz": "gzip -n -c",
+}
+
+
+@pytest.fixture
+def dracut_server(artifacts):
+    """A fresh dracut lab container holding each kernel's artifact as
+    /root/<kernel>.tgz, nothing installed."""
+    with Lab("dracut") as container:
+        container.put_artifacts(artifacts)
+        yield container
+
+
+def host_state(lab):
+    """A digest of what kmod_update may change, cheaper than `content_hash`:
+    the metadata of every entry of the watched trees, the bytes of every
+    file but those of the kernels' own kernel/ trees (390 MB each), and for
+    those the mtimes and ctimes as well, which any write changes."""
+    roots = " ".join(WATCHED)
+    contents = lab.sh(f"mkdir -p {roots}; find {roots} -path '/lib/modules/*/kernel' -prune -o -type f -print0"
+                      " | xargs -0 sha256sum | sort | sha256sum")
+    own = [f"/lib/modules/{k}/kernel" for k in lab.kernels]
+    return (lab.tree_hash(*WATCHED, contents=False), contents, lab.tree_hash(*own, contents=False, times=True))
+
+
+def compressed_module(lab, kernel, suffix):
+    """The artifact's aacraid.ko for `kernel`, compressed in the container
+    by the real tool into /root/ko/aacraid.ko.<suffix>; returns its path."""
+    path = f"/root/ko/aacraid.ko.{suffix}"
+    lab.sh(f"mkdir -p /root/ko && tar -xzf /root/{kernel}.tgz -C /root/ko aacraid.ko"
+           f" && {COMPRESSORS[suffix]} /root/ko/aacraid.ko > {path}")
+    return path
+
+
+def journal_left(lab):
+    """Journal folders of kmod_update left in /var/lib."""
+    return lab.sh("ls -d /var/lib/kmod_update.journal.* 2>/dev/null || true").split()
+
+
+@pytest.mark.parametrize("suffix", ["xz", "zst"])
+def test_compressed_module_file_is_installed_as_given(dracut_server, suffix):
+    """src may be a .ko.xz or .ko.zst file (sidecar: src, name): with no
+    kernels given it goes to the kernel of its vermagic, installed as
+    aacraid.ko.<suffix> byte for byte; modinfo -n resolves it and kmod
+    reads its version; a second run changes nothing and runs no depmod;
+    a plain aacraid.ko beside it is refused before any write."""
+    lab = dracut_server
+    k = lab.kernels[0]
+    src = compressed_module(lab, k, suffix)
+    target = f"/lib/modules/{k}/updates/aacraid.ko.{suffix}"
+    lab.log_calls("depmod")
+    result = lab.module("kmod_update", src=src, expected_version=MODULE_VERSION)
+    assert result["changed"] is True, result
+    assert result["source"] == src
+    [entry] = result["kernels"]
+    assert (entry["kernel"], entry["action"], entry["path"], entry["resolved"]) == (k, "install", target, target)
+    assert entry["version"] == MODULE_VERSION
+    assert resolved(lab, k) == target
+    assert lab.sh(f"modinfo -k {k} -F version aacraid").strip() == MODULE_VERSION
+    assert lab.sh(f"cmp {src} {target} && sha256sum < {target}").split()[0] == entry["sha256"]
+    assert lab.sh(f"stat -c '%a %U:%G' {target}").strip() == "644 root:root"
+    assert lab.calls("depmod") == [f"depmod -a {k}"]
+
+    settled = host_state(lab)
+    again = lab.module("kmod_update", src=src)
+    assert again["changed"] is False, again
+    assert [e["action"] for e in again["kernels"]] == ["none"]
+    assert lab.calls("depmod") == [], "an unchanged run runs no depmod"
+
+    plain = lab.module("kmod_update", src="/root/ko/aacraid.ko")
+    assert plain["failed"] is True
+    assert f"{target} already exists beside /lib/modules/{k}/updates/aacraid.ko" in plain["msg"], plain["msg"]
+    assert lab.calls("depmod") == []
+    assert host_state(lab) == settled
+
+
+def test_gzip_module_is_refused_where_kmod_cannot_read_it(dracut_server):
+    """src may be a .ko.gz file (sidecar: src), but the lab's kmod (Debian
+    12's) is built without zlib: depmod would skip the file and modinfo
+    never resolve it. Everything is checked before the first write
+    (sidecar: description): the task fails naming kmod's feature line and
+    what it can read, in check mode too, runs no depmod and changes
+    nothing."""
+    lab = dracut_server
+    k = lab.kernels[0]
+    features = lab.sh("modinfo -V").splitlines()
+    assert "-ZLIB" in features[1].split(), features
+    src = compressed_module(lab, k, "gz")
+    lab.log_calls("depmod")
+    before = host_state(lab)
+    for check_mode in (True, False):
+        result = lab.module("kmod_update", src=src, check_mode=check_mode)
+        assert result["failed"] is True, result
+        assert result["msg"] == (
+            f"{src} is compressed with gzip, which this host's kmod cannot read ({features[0]}: "
+            f"{features[1]}): depmod would not index /lib/modules/{k}/updates/aacraid.ko.gz; "
+            "install the module as .ko, .ko.xz or .ko.zst"), result["msg"]
+    assert lab.calls("depmod") == []
+    assert host_state(lab) == before
+
+
+def test_kernels_running_is_the_release_the_container_reports(dracut_server):
+    """`kernels: [running]` is the running kernel's release (`uname -r`,
+    here the host's, which no lab kernel is), and must be installed
+    (sidecar: kernels): without a module tree for it the task fails naming
+    it and changes nothing; once a tree exists the vermagic check still
+    refuses a module built for a kernel other than the tree's own modules;
+    a matching one is installed into /lib/modules/<running>/updates and
+    resolved there, the lab kernels left alone."""
+    lab = dracut_server
+    new, old = lab.kernels
+    running = lab.sh("uname -r").strip()
+    assert running not in lab.kernels, "the container runs a lab kernel: this test needs another"
+    pristine = host_state(lab)
+    result = lab.module("kmod_update", src=f"/root/{old}.tgz", kernels=["running"])
+    assert result["failed"] is True
+    assert result["msg"] == (f"kernel {running} is not installed "
+                             f"(no module tree /lib/modules/{running} with modules.order)"), result["msg"]
+    assert host_state(lab) == pristine
+
+    # A module tree for the running release, made of kernel `old`'s own aacraid.
+    tree = f"/lib/modules/{running}"
+    lab.sh(f"mkdir -p {tree}/kernel/drivers/scsi/aacraid && "
+           f"cp /lib/modules/{old}/kernel/drivers/scsi/aacraid/aacraid.ko {tree}/kernel/drivers/scsi/aacraid/ && "
+           f"echo kernel/drivers/scsi/aacraid/aacraid.ko > {tree}/modules.order && "
+           f"touch {tree}/modules.builtin && depmod -a {running}")
+    intree = f"{tree}/kernel/drivers/scsi/aacraid/aacraid.ko"
+    assert resolved(lab, running) == intree
+    before = host_state(lab)
+    refused = lab.module("kmod_update", src=f"/root/{new}.tgz", kernels=["running"])
+    assert refused["failed"] is True
+    assert f"was built for `{new} " in refused["msg"], refused["msg"]
+    assert f"but kernel {running}'s own modules have vermagic `{old} " in refused["msg"], refused["msg"]
+    assert host_state(lab) == before
+
+    result = lab.module("kmod_update", src=f"/root/{old}.tgz", kernels=["running"])
+    assert result["changed"] is True, result
+    [entry] = result["kernels"]
+    target = f"{tree}/updates/aacraid.ko"
+    assert (entry["kernel"], entry["action"], entry["resolved"]) == (running, "install", target)
+    assert resolved(lab, running) == target
+    assert lab.sh(f"modinfo -k {running} -F version aacraid").strip() == MODULE_VERSION
+    for k in lab.kernels:
+        assert resolved(lab, k) == f"/lib/modules/{k}/kernel/drivers/scsi/aacraid/aacraid.ko"
+        assert lab.sh(f"ls /lib/modules/{k}/updates 2>/dev/null || true") == ""
+
+
+def test_custom_dest(dracut_server):
+    """`dest` (sidecar) is the folder under /lib/modules/<kver> to install
+    into: with RHEL's search order `extra` lands in extra/, and a folder
+    below updates/ in that folder; depmod indexes each, modinfo -n
+    resolves each, and `absent` removes them with the folders it made."""
+    lab = dracut_server
+    new, old = lab.kernels
+    lab.sh("mkdir -p /etc/depmod.d && echo 'search updates extra built-in weak-updates' > /etc/depmod.d/dist.conf")
+    pristine = host_state(lab)
+    dests = {new: "extra", old: "updates/vendor"}
+    for k, dest in dests.items():
+        result = lab.module("kmod_update", src=f"/root/{k}.tgz", dest=dest)
+        assert result["changed"] is True, result
+        target = f"/lib/modules/{k}/{dest}/aacraid.ko"
+        [entry] = result["kernels"]
+        assert (entry["action"], entry["path"], entry["resolved"]) == ("install", target, target)
+        assert lab.sh(f"grep -c '^{dest}/aacraid.ko:' /lib/modules/{k}/modules.dep").strip() == "1"
+        assert resolved(lab, k) == target
+        assert lab.sh(f"modinfo -k {k} -F version aacraid").strip() == MODULE_VERSION
+    assert lab.sh(f"ls /lib/modules/{new}/updates 2>/dev/null || true") == "", "nothing went to the default dest"
+    gone = lab.module("kmod_update", state="absent")
+    assert sorted(e["path"] for e in gone["kernels"]) == sorted(f"/lib/modules/{k}/{d}/aacraid.ko"
+                                                               for k, d in dests.items())
+    assert host_state(lab) == pristine, "absent removed the files and the folders made for them"
+
+
+def test_absent_refuses_a_changed_file_unless_forced(dracut_server):
+    """`state: absent` on a file that changed since kmod_update installed it
+    (sidecar: force): refused, naming the file and both checksums, nothing
+    changed (check mode too); with `force: true` it is removed anyway, with
+    a warning, and the trees are as before the install."""
+    lab = dracut_server
+    k = lab.kernels[0]
+    target = f"/lib/modules/{k}/updates/aacraid.ko"
+    pristine = host_state(lab)
+    installed = lab.module("kmod_update", src=f"/root/{k}.tgz")["kernels"][0]["sha256"]
+    # Someone copies another build over it by hand.
+    lab.sh(f"cp /lib/modules/{k}/kernel/drivers/scsi/aacraid/aacraid.ko {target}")
+    changed_sha = lab.sh(f"sha256sum < {target}").split()[0]
+    assert changed_sha != installed
+    tampered = host_state(lab)
+    for check_mode in (True, False):
+        refused = lab.module("kmod_update", state="absent", check_mode=check_mode)
+        assert refused["failed"] is True
+        assert refused["msg"] == (
+            f"{target} changed since kmod_update installed it (sha256 {changed_sha} instead of {installed}); "
+            "remove it by hand, or set force: true to remove it anyway"), refused["msg"]
+        assert host_state(lab) == tampered
+
+    forced = lab.module("kmod_update", state="absent", force=True)
+    assert forced["changed"] is True, forced
+    assert [(e["kernel"], e["action"], e["path"]) for e in forced["kernels"]] == [(k, "remove", target)]
+    assert any("removed anyway because force is set" in w for w in forced.get("warnings", [])), forced
+    assert resolved(lab, k) == f"/lib/modules/{k}/kernel/drivers/scsi/aacraid/aacraid.ko"
+    assert host_state(lab) == pristine
+
+
+def test_a_winning_weak_updates_link_is_explained_and_undone(dracut_server):
+    """Another file wins after depmod (sidecar: description): a
+    weak-updates link, as weak-modules makes, to another kernel's aacraid,
+    with a search order preferring weak-updates. The task fails naming the
+    link, its target and version and the depmod.d line, and the host is as
+    it was: trees byte for byte, no journal left."""
+    lab = dracut_server
+    new, old = lab.kernels
+    theirs = f"/lib/modules/{old}/kernel/drivers/scsi/aacraid/aacraid.ko"
+    link = f"/lib/modules/{new}/weak-updates/aacraid.ko"
+    lab.sh(f"mkdir -p /etc/depmod.d /lib/modules/{new}/weak-updates && ln -s {theirs} {link}"
+           f" && echo 'search weak-updates updates built-in' > /etc/depmod.d/zz-weak.conf && depmod -a {new}")
+    assert resolved(lab, new) == link
+    before = host_state(lab)
+    result = lab.module("kmod_update", src=f"/root/{new}.tgz")
+    assert result["failed"] is True
+    msg = result["msg"]
+    assert (f"after depmod, kernel {new} resolves aacraid to {link} (a link to {theirs}), "
+            f"version {lab.intree_version(old)}: ") in msg, msg
+    assert ("the search order (/etc/depmod.d/zz-weak.conf: `search weak-updates updates built-in`) "
+            "ranks weak-updates before updates") in msg, msg
+    assert f"not to the installed /lib/modules/{new}/updates/aacraid.ko" in msg, msg
+    assert "every change of this run was undone and depmod rerun: the host is as it was" in msg, msg
+    assert host_state(lab) == before
+    assert journal_left(lab) == []
+    assert resolved(lab, new) == link
+
+
+def test_a_failed_depmod_is_undone():
+    """Any failure after the first write is undone (sidecar: description):
+    here depmod itself fails for real, the file system of the kernel's
+    module folder (a small tmpfs holding its index files, its kernel/ tree
+    bound from the image) having too little room for depmod's new
+    modules.alias once the module is written. The module is a copy of the
+    kernel's own aacraid.ko (330 kB; the fixture's is too small to tip a
+    file system counted in 4 kB pages). The task fails with depmod's
+    command, rc and error, removes the module, reruns depmod (which now
+    fits), and the host is as it was: index files byte for byte, no record,
+    no journal."""
+    with Lab("dracut", "--cap-add", "SYS_ADMIN") as lab:
+        k = lab.kernels[0]
+        tree = f"/lib/modules/{k}"
+        intree = f"{tree}/kernel/drivers/scsi/aacraid/aacraid.ko"
+        lab.sh(f"cp {intree} /root/aacraid.ko"
+               f" && mkdir /mnt/tree && mount -t tmpfs -o size=16m,mode=755 tmpfs /mnt/tree"
+               f" && for e in $(ls -A {tree}); do [ $e = kernel ] || cp -a {tree}/$e /mnt/tree/; done"
+               f" && mkdir /mnt/tree/kernel && mount --bind {tree}/kernel /mnt/tree/kernel"
+               f" && mount --rbind /mnt/tree {tree} && depmod -a {k}")
+        # Leave room for depmod's largest index file plus half the module.
+        largest = max(int(n) for n in lab.sh(f"stat -c %s {tree}/modules.*").split())
+        module = int(lab.sh("stat -c %s /root/aacraid.ko"))
+        assert module > 64 * 1024, "the module must outweigh the file system's page rounding"
+        free = int(lab.sh(f"df -B1 --output=avail {tree} | tail -1"))
+        lab.sh(f"head -c {free - largest - module // 2} /dev/zero > {tree}/reserved")
+        before = host_state(lab)
+        assert resolved(lab, k) == intree
+
+        result = lab.module("kmod_update", src="/root/aacraid.ko", kernels=[k])
+        assert result["failed"] is True
+        assert (result["cmd"], result["rc"]) == (f"depmod -a {k}", 1), result
+        assert "No space left on device" in result["stderr"], result["stderr"]
+        msg = result["msg"]
+        assert msg.startswith("every change of this run was undone and depmod rerun: the host is as it was: "
+                              f"depmod failed for kernel {k}: `depmod -a {k}` failed with rc 1: "), msg
+        assert "No space left on device" in msg, msg
+        assert host_state(lab) == before
+        assert journal_left(lab) == []
+        assert resolved(lab, k) == intree

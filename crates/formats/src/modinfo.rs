@@ -15,6 +15,27 @@ use crate::elf;
 /// Module file extensions kmod reads, longest first.
 pub const EXTENSIONS: &[&str] = &[".ko.xz", ".ko.zst", ".ko.gz", ".ko"];
 
+/// What kmod must be built with to read a compressed module file: the
+/// feature its `-V` output names (`+XZ`, `-ZLIB`), and the compression;
+/// `None` for a plain `.ko`.
+pub fn compression_of(extension: &str) -> Option<(&'static str, &'static str)> {
+    match extension {
+        ".ko.xz" => Some(("XZ", "xz")),
+        ".ko.zst" => Some(("ZSTD", "zstd")),
+        ".ko.gz" => Some(("ZLIB", "gzip")),
+        _ => None,
+    }
+}
+
+/// Whether the output of `kmod -V` (`kmod version 30`, then
+/// `+ZSTD +XZ -ZLIB ...`) says kmod was built without `feature`; false when
+/// it does not say.
+pub fn kmod_lacks(version_output: &str, feature: &str) -> bool {
+    version_output
+        .split_whitespace()
+        .any(|w| w.strip_prefix('-') == Some(feature))
+}
+
 /// Refuses a module name that is not plain `[A-Za-z0-9_-]`.
 pub fn validate_name(name: &str) -> Result<()> {
     if name.is_empty()
@@ -152,6 +173,28 @@ mod tests {
         assert_eq!(
             tree_of(Path::new("kernel/drivers/scsi/aacraid/aacraid.ko")),
             "kernel"
+        );
+    }
+
+    #[test]
+    fn kmod_features() {
+        let debian12 = "kmod version 30\n+ZSTD +XZ -ZLIB +LIBCRYPTO -EXPERIMENTAL\n";
+        assert!(kmod_lacks(debian12, "ZLIB"));
+        assert!(!kmod_lacks(debian12, "XZ"));
+        assert!(!kmod_lacks(debian12, "ZSTD"));
+        assert!(
+            !kmod_lacks("kmod version 20\n", "ZLIB"),
+            "no feature line: unknown"
+        );
+        let needs: Vec<_> = EXTENSIONS.iter().map(|e| compression_of(e)).collect();
+        assert_eq!(
+            needs,
+            [
+                Some(("XZ", "xz")),
+                Some(("ZSTD", "zstd")),
+                Some(("ZLIB", "gzip")),
+                None
+            ]
         );
     }
 

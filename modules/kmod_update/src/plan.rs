@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
-use formats::modinfo::{sha256_hex, validate_name, Resolution};
+use formats::modinfo::{compression_of, kmod_lacks, sha256_hex, validate_name, Resolution};
 use linux_host::kmod::{self, Resolved};
-use linux_host::{depmod, kernel, mounts, DirLock, Host};
+use linux_host::{depmod, kernel, mounts, Cmd, DirLock, Host};
 use serde::Serialize;
 
 use crate::files::{missing_dirs, read_existing, same_file, Existing};
@@ -192,6 +192,9 @@ pub fn plan(o: Options, host: &Host) -> Result<Plan> {
             }
         }
     }
+    if let Some(s) = &source {
+        check_kmod_reads(host, s, &plans)?;
+    }
     if plans.iter().any(|p| p.action != Action::None) {
         host.find_program("depmod").map_err(|e| {
             anyhow::anyhow!("depmod is not installed ({e}): install the kmod package")
@@ -208,6 +211,54 @@ pub fn plan(o: Options, host: &Host) -> Result<Plan> {
         recovered,
         _locks: locks,
     })
+}
+
+/// Refuses a compressed module that the host's kmod is built without
+/// support for (`modinfo -V` says `-ZLIB`, as Debian 12's does): depmod
+/// would skip the installed file and the kernel never resolve it. When
+/// kmod does not say, the check after depmod still catches it.
+fn check_kmod_reads(host: &Host, s: &Source, plans: &[KernelPlan]) -> Result<()> {
+    let Some((feature, compression)) = compression_of(s.extension) else {
+        return Ok(());
+    };
+    let Some(target) = plans
+        .iter()
+        .filter(|p| p.action != Action::None)
+        .find_map(|p| p.path.as_deref())
+    else {
+        return Ok(());
+    };
+    let version = match host.run(&Cmd::new("modinfo").arg("-V")) {
+        Ok(out) if out.success() => out.stdout,
+        _ => return Ok(()),
+    };
+    if !kmod_lacks(&version, feature) {
+        return Ok(());
+    }
+    let mut readable = vec![".ko"];
+    readable.extend(
+        formats::modinfo::EXTENSIONS
+            .iter()
+            .copied()
+            .filter(|e| compression_of(e).is_some_and(|(f, _)| !kmod_lacks(&version, f))),
+    );
+    let readable = match readable.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    };
+    let said: Vec<&str> = version
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    bail!(
+        "{} is compressed with {compression}, which this host's kmod cannot read ({}): depmod would not \
+         index {}; install the module as {readable}",
+        s.described,
+        said.join(": "),
+        target.display()
+    )
 }
 
 /// The kernels named, else the artifact's (or the module's vermagic)

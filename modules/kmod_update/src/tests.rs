@@ -31,6 +31,15 @@ fn module(name: &str, version: &str, vermagic: &str) -> Vec<u8> {
 /// A host with kernel K (its in-tree aacraid resolved by modinfo) and
 /// kernel OLD, plus `files`.
 fn host_with(files: &[(&str, Vec<u8>)], resolves: &str) -> (tempfile::TempDir, Host) {
+    host_answering(files, resolves, Script::new())
+}
+
+/// [`host_with`] whose `script` also answers other commands.
+fn host_answering(
+    files: &[(&str, Vec<u8>)],
+    resolves: &str,
+    script: Script,
+) -> (tempfile::TempDir, Host) {
     let mut all: Vec<(String, Vec<u8>)> = vec![
         (format!("/lib/modules/{K}/modules.order"), vec![]),
         (format!("/lib/modules/{OLD}/modules.order"), vec![]),
@@ -46,7 +55,7 @@ fn host_with(files: &[(&str, Vec<u8>)], resolves: &str) -> (tempfile::TempDir, H
     all.extend(files.iter().map(|(p, d)| (p.to_string(), d.clone())));
     let dir = root_with(&all);
     std::fs::create_dir_all(dir.path().join("var/lib")).expect("/var/lib");
-    let script = Script::new()
+    let script = script
         .answer(
             &["modinfo", "-k", K, "-n", "aacraid"],
             0,
@@ -225,6 +234,40 @@ fn refuses_a_second_copy_in_the_same_folder() {
         msg.contains("updates/aacraid.ko.xz already exists beside"),
         "{msg}"
     );
+}
+
+/// A `.ko.gz` where kmod is built without zlib (Debian 12's): refused
+/// before any write, naming what kmod reads; planned where kmod has zlib,
+/// or does not say.
+#[test]
+fn refuses_a_compression_kmod_cannot_read() -> Result<()> {
+    let gz = formats::testing::gzip(&module("aacraid", "1", VERMAGIC));
+    let files = [("/root/aacraid.ko.gz", gz)];
+    let without = "kmod version 30\n+ZSTD +XZ -ZLIB +LIBCRYPTO -EXPERIMENTAL\n";
+    let (_dir, host) = host_answering(
+        &files,
+        INTREE,
+        Script::new().answer(&["modinfo", "-V"], 0, without, ""),
+    );
+    let msg = plan_error(&host, json!({"src": "/root/aacraid.ko.gz"}));
+    assert_eq!(
+        msg,
+        format!(
+            "/root/aacraid.ko.gz is compressed with gzip, which this host's kmod cannot read \
+             (kmod version 30: +ZSTD +XZ -ZLIB +LIBCRYPTO -EXPERIMENTAL): depmod would not index \
+             /lib/modules/{K}/updates/aacraid.ko.gz; install the module as .ko, .ko.xz or .ko.zst"
+        )
+    );
+    for version in ["kmod version 30\n+ZSTD +XZ +ZLIB\n", "kmod version 20\n"] {
+        let (_dir, host) = host_answering(
+            &files,
+            INTREE,
+            Script::new().answer(&["modinfo", "-V"], 0, version, ""),
+        );
+        let p = plan(&host, json!({"src": "/root/aacraid.ko.gz"}))?;
+        assert_eq!(p.kernels[0].action, Action::Install, "{version}");
+    }
+    Ok(())
 }
 
 /// Installed, but modinfo still resolves the in-tree file: the run fails
