@@ -466,7 +466,8 @@ def test_absent_for_one_kernel_leaves_the_other_installed(lab):
 def test_artifacts_are_rewritten_only_when_their_content_changes(lab):
     """`artifacts_dir`: "an artifact is rewritten only when its content
     changes". A second run leaves every artifact as it was (inode, mtime
-    and sha256, read with stat in the container). Then one kernel's
+    and sha256, read with stat in the container), and so does a run that
+    builds one kernel's module again (the same bytes). Then one kernel's
     artifact no longer holds what its build gives (bytes appended, as a
     copy cut or edited would): check mode names that one only, and the run
     rewrites that one only, back to the same bytes; the other is untouched."""
@@ -483,6 +484,13 @@ def test_artifacts_are_rewritten_only_when_their_content_changes(lab):
     again = run_module(lab, **options)
     assert again["changed"] is False, again
     assert [k["artifact"]["written"] for k in again["kernels"]] == [False, False]
+    assert file_stamps(lab, *paths) == stamps
+
+    # One kernel's module built again (kbuild gives the same bytes): its artifact is not written.
+    lab.sh(f"/usr/sbin/dkms remove -m aacraid -v {VERSION} -k {lab.kernels[0]}")
+    rebuilt = run_module(lab, **options)
+    assert rebuilt["changed"] is True
+    assert [(k["build"], k["artifact"]["written"]) for k in rebuilt["kernels"]] == [(True, False), (False, False)]
     assert file_stamps(lab, *paths) == stamps
 
     edited, other = paths
