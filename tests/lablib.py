@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import subprocess
+import tarfile
 import uuid
 from pathlib import Path
 
@@ -312,3 +313,24 @@ def task_results(output, task_index=0):
     """Host → result of one task of the first play."""
     return output["plays"][0]["tasks"][task_index]["hosts"]
 
+
+def file_stamps(lab, *paths):
+    """path → (inode and mtime to the nanosecond, sha256) of files in the
+    lab container, read there with stat and sha256sum: a file written
+    again, even with the same bytes, gets another mtime (and, renamed into
+    place, another inode)."""
+    quoted = " ".join(f"'{p}'" for p in paths)
+    stamps = dict(line.split(" ", 1) for line in lab.sh(f"stat -c '%n %i %y' {quoted}").splitlines())
+    digests = {path: digest for digest, path in
+               (line.split("  ", 1) for line in lab.sh(f"sha256sum {quoted}").splitlines())}
+    assert sorted(stamps) == sorted(digests) == sorted(paths), (stamps, digests)
+    return {path: (stamps[path], digests[path]) for path in paths}
+
+
+def driver_rpm(package, out):
+    """Extracts the driver rpm (`<name>-<version>-dkms.noarch.rpm`) of a
+    vendor tarball on this machine into the folder `out`; returns its path."""
+    with tarfile.open(package) as tar:
+        member = next(m for m in tar.getmembers() if m.name.endswith("-dkms.noarch.rpm"))
+        tar.extract(member, out, filter="data")
+    return Path(out) / member.name

@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from lablib import (ANSIBLE, BROKEN_VERSION, MODULE_VERSION, REPO, VENDOR_VERSION, Lab, inventory,
-                    make_vendor_package, playbook, run_ansible, task_results)
+from lablib import (ANSIBLE, BROKEN_VERSION, MODULE_VERSION, REPO, VENDOR_VERSION, Lab, driver_rpm, file_stamps,
+                    inventory, make_vendor_package, playbook, run_ansible, task_results)
 
 VERSION = VENDOR_VERSION
 BROKEN = BROKEN_VERSION
@@ -343,3 +343,163 @@ def test_a_held_kernel_folder_lock_makes_the_run_wait(lab):
             assert lab.tree_hash("/lib/modules", "/var/lib/dkms") == before, "the run wrote while the lock was held"
         assert run.result(timeout=300)["changed"] is True
     assert dkms_calls(lab) == ["status", "add", "build", "install"]
+
+
+def stamps_hash(lab):
+    """A digest of the watched trees without reading file contents: every
+    entry's name, type, mode, owner, size, mtime and ctime, so that any
+    write, even of the same bytes, changes it (hashing the contents of
+    /lib/modules takes half a minute on a loaded machine)."""
+    return lab.tree_hash(*WATCHED, contents=False, times=True)
+
+
+def real_dkms_status(lab):
+    """`dkms status` of the fixture version, run past the logging wrapper
+    (`lab.log_calls`) so that the test's own look is not counted."""
+    return lab.sh(f"/usr/sbin/dkms status -m aacraid -v {VERSION}").strip()
+
+
+def test_src_as_the_driver_rpm_alone_or_a_source_folder(lab, vendor_packages, tmp_path):
+    """The two other kinds of `src` the sidecar documents: the driver's
+    <name>-<version>-dkms.noarch.rpm alone (taken out of the vendor
+    tarball), and a folder with dkms.conf (that rpm's payload unpacked by
+    the real rpm2cpio and cpio; then /usr/src/<name>-<version> itself).
+    Each puts the package's files in /usr/src/<name>-<version> and builds;
+    the next run changes nothing and runs only `dkms status`."""
+    k_rpm, k_folder = lab.kernels
+    package = driver_rpm(vendor_packages["good"], tmp_path)
+    rpm = f"/root/{package.name}"
+    lab.put(package, rpm)
+    unpacked = f"/root/unpacked{source_dir()}"
+    lab.sh(f"mkdir /root/unpacked && cd /root/unpacked && rpm2cpio {rpm} | cpio -idm --quiet")
+    payload = lab.sh(f"cd {unpacked} && sha256sum *")
+    assert len(payload.splitlines()) == 3, payload
+    lab.log_calls("dkms")
+
+    from_rpm = dict(src=rpm, kernels=[k_rpm], state="built")
+    built = run_module(lab, **from_rpm)
+    assert built["changed"] is True and built["source"] == package.name, built
+    assert built["source_installed"] is True and built["added"] is True
+    assert built["source_tree"] == {"path": source_dir(), "action": "installed", "differences": []}
+    assert [(k["kernel"], k["build"], k["after"]) for k in built["kernels"]] == [(k_rpm, True, "built")]
+    assert dkms_calls(lab) == ["status", "add", "build"]
+    assert real_dkms_status(lab) == f"aacraid/{VERSION}, {k_rpm}, x86_64: built"
+    assert lab.sh(f"cd {source_dir()} && sha256sum *") == payload
+    settled = stamps_hash(lab)
+    again = run_module(lab, **from_rpm)
+    assert again["changed"] is False and again["source_tree"]["action"] == "current", again
+    assert dkms_calls(lab) == ["status"]
+    assert stamps_hash(lab) == settled
+
+    # The same package from the folder, on a host where DKMS has never seen it.
+    lab.sh(f"/usr/sbin/dkms remove -m aacraid -v {VERSION} --all && rm -rf {source_dir()}")
+    from_folder = dict(src=unpacked, kernels=[k_folder], state="built")
+    built = run_module(lab, **from_folder)
+    assert built["changed"] is True and built["source"] == unpacked, built
+    assert built["source_installed"] is True and built["added"] is True
+    assert built["source_tree"] == {"path": source_dir(), "action": "installed", "differences": []}
+    assert [(k["kernel"], k["build"], k["after"]) for k in built["kernels"]] == [(k_folder, True, "built")]
+    assert dkms_calls(lab) == ["status", "add", "build"]
+    assert real_dkms_status(lab) == f"aacraid/{VERSION}, {k_folder}, x86_64: built"
+    assert lab.sh(f"cd {source_dir()} && sha256sum *") == payload
+    settled = stamps_hash(lab)
+    for src in (unpacked, source_dir()):
+        again = run_module(lab, **{**from_folder, "src": src})
+        assert again["changed"] is False and again["source_tree"]["action"] == "current", (src, again)
+        assert dkms_calls(lab) == ["status"], src
+    assert stamps_hash(lab) == settled
+
+
+def test_absent_for_one_kernel_leaves_the_other_installed(lab):
+    """`state: absent` with `kernels: [one]` removes the version for that
+    kernel only (`dkms remove -k`, never `--all`): its DKMS entry and build
+    go, modinfo resolves the kernel's own driver again, while the other
+    kernel keeps its installed build. Check mode predicts it and changes
+    nothing; a second run changes nothing."""
+    gone, kept = lab.kernels
+    assert run_module(lab, src="/root/good.tgz", kernels=["all"], force=True)["changed"] is True
+    dkms_module = {k: f"/lib/modules/{k}/updates/dkms/aacraid.ko" for k in lab.kernels}
+    intree = f"/lib/modules/{gone}/kernel/drivers/scsi/aacraid/aacraid.ko"
+    kept_sha = lab.sh(f"sha256sum {dkms_module[kept]}").split()[0]
+    lab.log_calls("dkms")
+    absent = dict(name="aacraid", version=VERSION, kernels=[gone], state="absent")
+
+    before = stamps_hash(lab)
+    preview = run_module(lab, check_mode=True, diff=True, **absent)
+    assert stamps_hash(lab) == before, "check mode changed the host"
+    assert preview["changed"] is True
+    assert [(k["kernel"], k["before"], k["after"], k["remove"]) for k in preview["kernels"]] == [
+        (gone, "installed", "added", True)]
+    assert dkms_calls(lab) == ["status"]
+
+    removed = run_module(lab, **absent)
+    assert removed["changed"] is True
+    assert [(k["kernel"], k["before"], k["after"], k["remove"]) for k in removed["kernels"]] == [
+        (gone, "installed", "added", True)]
+    assert lab.calls("dkms") == [f"dkms status -m aacraid -v {VERSION}",
+                                 f"dkms remove -m aacraid -v {VERSION} -k {gone}"]
+    assert real_dkms_status(lab) == f"aacraid/{VERSION}, {kept}, x86_64: installed"
+    assert lab.sh(f"ls /var/lib/dkms/aacraid/{VERSION}").split() == [kept, "source"]
+    assert lab.sh(f"modinfo -k {gone} -n aacraid").strip() == intree
+    assert lab.sh(f"modinfo -k {gone} -F version aacraid").strip() == lab.intree_version(gone)
+    assert lab.sh(f"test -e {dkms_module[gone]} || echo gone").strip() == "gone"
+    assert lab.sh(f"modinfo -k {kept} -n aacraid").strip() == dkms_module[kept]
+    assert lab.sh(f"modinfo -k {kept} -F version aacraid").strip() == MODULE_VERSION
+    assert lab.sh(f"sha256sum {dkms_module[kept]}").split()[0] == kept_sha
+
+    settled = stamps_hash(lab)
+    again = run_module(lab, **absent)
+    assert again["changed"] is False, again
+    assert [(k["before"], k["remove"]) for k in again["kernels"]] == [("added", False)]
+    assert dkms_calls(lab) == ["status"]
+    assert stamps_hash(lab) == settled
+
+
+def test_artifacts_are_rewritten_only_when_their_content_changes(lab):
+    """`artifacts_dir`: "an artifact is rewritten only when its content
+    changes". A second run leaves every artifact as it was (inode, mtime
+    and sha256, read with stat in the container), and so does a run that
+    builds one kernel's module again (the same bytes). Then one kernel's
+    artifact no longer holds what its build gives (bytes appended, as a
+    copy cut or edited would): check mode names that one only, and the run
+    rewrites that one only, back to the same bytes; the other is untouched."""
+    assert len(lab.kernels) == 2
+    options = dict(src="/root/good.tgz", kernels=["all"], state="built", artifacts_dir="/root/artifacts")
+    first = run_module(lab, **options)
+    assert first["changed"] is True
+    paths = [k["artifact"]["path"] for k in first["kernels"]]
+    assert paths == [f"/root/artifacts/aacraid-{VERSION}-{k}.tgz" for k in lab.kernels]
+    assert [k["artifact"]["written"] for k in first["kernels"]] == [True, True]
+    stamps = file_stamps(lab, *paths)
+    assert [stamps[p][1] for p in paths] == [k["artifact"]["sha256"] for k in first["kernels"]]
+
+    again = run_module(lab, **options)
+    assert again["changed"] is False, again
+    assert [k["artifact"]["written"] for k in again["kernels"]] == [False, False]
+    assert file_stamps(lab, *paths) == stamps
+
+    # One kernel's module built again (kbuild gives the same bytes): its artifact is not written.
+    lab.sh(f"/usr/sbin/dkms remove -m aacraid -v {VERSION} -k {lab.kernels[0]}")
+    rebuilt = run_module(lab, **options)
+    assert rebuilt["changed"] is True
+    assert [(k["build"], k["artifact"]["written"]) for k in rebuilt["kernels"]] == [(True, False), (False, False)]
+    assert file_stamps(lab, *paths) == stamps
+
+    edited, other = paths
+    lab.sh(f"echo trailing >> {edited}")
+    preview = run_module(lab, check_mode=True, **options)
+    assert preview["changed"] is True
+    assert [(k["artifact"]["write"], k["artifact"]["reason"]) for k in preview["kernels"]] == [
+        (True, "content differs"), (False, "current")]
+    assert [k["artifact"]["sha256"] for k in preview["kernels"]] == [stamps[p][1] for p in paths]
+    tampered = file_stamps(lab, edited)[edited]
+    assert tampered[1] != stamps[edited][1]
+
+    fixed = run_module(lab, **options)
+    assert fixed["changed"] is True
+    assert [(k["build"], k["artifact"]["written"]) for k in fixed["kernels"]] == [(False, True), (False, False)]
+    now = file_stamps(lab, *paths)
+    assert now[other] == stamps[other], "the other kernel's artifact was written again"
+    assert now[edited][1] == stamps[edited][1], "the rewritten artifact holds other bytes than the build gives"
+    assert now[edited][0] != tampered[0]
+    assert run_module(lab, **options)["changed"] is False

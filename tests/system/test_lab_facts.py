@@ -5,6 +5,8 @@ with and without an early cpio made by the real cpio."""
 
 import pytest
 
+from lablib import REPO, Lab
+
 
 def facts(lab, **options):
     """Runs the staged binary in the container, as Ansible would."""
@@ -88,3 +90,93 @@ def test_recompressed_images(dracut_lab, compressor, name, early):
         assert img["matches_resolved"] is True
     finally:
         lab.sh(f"cp {image}.orig {image}")
+
+
+
+ARCCONF_FIXTURES = REPO / "crates/formats/tests/fixtures"
+
+
+def put_arcconf_stand_in(lab, path, output, rc=0):
+    """A root-owned shell script at `path` standing in for Microchip's
+    arcconf: it logs its arguments to /root/arcconf-calls.log and, for
+    `getversion`, prints the file `output` (a real arcconf's output) and
+    exits `rc`; any other command is refused, as arcconf refuses them."""
+    lab.sh(f"mkdir -p $(dirname {path})")
+    lab.put(output, f"{path}.out")
+    lab.sh(f"cat > {path} <<'EOF'\n#!/bin/sh\necho \"$*\" >> /root/arcconf-calls.log\n"
+           f"[ \"$*\" = getversion ] || {{ echo 'Invalid command.'; exit 2; }}\ncat {path}.out\nexit {rc}\nEOF\n"
+           f"chmod 755 {path}")
+
+
+def arcconf_calls(lab):
+    """The argument lists the stand-ins were run with since the last look."""
+    return lab.sh("cat /root/arcconf-calls.log 2>/dev/null; rm -f /root/arcconf-calls.log").splitlines()
+
+
+def arcconf_warnings(result):
+    """The warnings of a result that mention arcconf."""
+    return [w for w in result.get("warnings", []) if "arcconf" in w]
+
+
+def test_arcconf_getversion_through_a_stand_in_for_the_vendor_tool():
+    """The `controllers` part runs `arcconf getversion` and reports each
+    controller's versions under `arcconf` (sidecar: gather_subset,
+    arcconf_path, RETURN arcconf). arcconf is Microchip's proprietary tool
+    and cannot be downloaded here, so a shell script stands in for it,
+    printing the output of real arcconf releases (crates/formats/tests/
+    fixtures/arcconf_getversion_{1,2}.txt, sources in SOURCES.md): this
+    proves that the module finds arcconf in a vendor folder off PATH
+    (/usr/Arcconf), that arcconf_path overrides it, that the output is
+    parsed as the real tool prints it, that a failing arcconf gives null
+    facts and a warning, and that a copy a user other than root could
+    replace is not run and a warning names it (arcconf_path); not that it
+    agrees with a real controller."""
+    with Lab("dracut") as lab:
+        put_arcconf_stand_in(lab, "/usr/Arcconf/arcconf", ARCCONF_FIXTURES / "arcconf_getversion_1.txt")
+        found = facts(lab, gather_subset=["controllers"])
+        assert arcconf_warnings(found) == []
+        assert arcconf_calls(lab) == ["getversion"]
+        rd = found["ansible_facts"]["raid_driver"]
+        assert isinstance(rd["controllers"], list)
+        series_7 = {"version": "7.5-0", "build": "32118", "raw": "7.5-0 (32118)"}
+        assert rd["arcconf"] == [{
+            "number": 1, "model": None, "status": None,
+            "driver": {"version": "1.2-1", "build": "50983", "raw": "1.2-1 (50983)"},
+            "firmware": series_7, "staged_firmware": series_7, "bios": series_7, "boot_flash": series_7,
+        }]
+
+        put_arcconf_stand_in(lab, "/opt/vendor/bin/arcconf", ARCCONF_FIXTURES / "arcconf_getversion_2.txt")
+        chosen = facts(lab, gather_subset=["controllers"], arcconf_path="/opt/vendor/bin/arcconf")
+        assert arcconf_calls(lab) == ["getversion"]
+        assert chosen["ansible_facts"]["raid_driver"]["arcconf"] == [{
+            "number": 1, "model": None, "status": None,
+            "driver": {"version": "1.2.10-025", "build": None, "raw": "Linux 1.2.10-025"},
+            "firmware": {"version": "03.01.02.042", "build": None, "raw": "03.01.02.042"},
+            "staged_firmware": None, "bios": None, "boot_flash": None,
+        }]
+
+        # Planted where the search looks first, replaceable by any user: not run.
+        lab.sh("printf '#!/bin/sh\\ntouch /root/pwned\\n' > /usr/local/bin/arcconf && chmod 777 /usr/local/bin/arcconf")
+        beside = facts(lab, gather_subset=["controllers"])
+        assert arcconf_calls(lab) == ["getversion"]
+        assert lab.sh("test -e /root/pwned && echo ran || echo not run").strip() == "not run"
+        assert beside["ansible_facts"]["raid_driver"]["arcconf"] == rd["arcconf"]
+        assert arcconf_warnings(beside) == [
+            "arcconf: /usr/Arcconf/arcconf is run, not /usr/local/bin/arcconf is writable by every user "
+            "(a tool that runs as root must be writable by root only)"]
+        lab.sh("rm /usr/local/bin/arcconf && chmod 777 /usr/Arcconf/arcconf")
+        refused = facts(lab, gather_subset=["controllers"])
+        assert arcconf_calls(lab) == []
+        assert refused["ansible_facts"]["raid_driver"]["arcconf"] is None
+        warnings = arcconf_warnings(refused)
+        assert len(warnings) == 1, warnings
+        assert warnings[0].startswith("arcconf is not run, its facts are null: `arcconf` is refused: "
+                                      "/usr/Arcconf/arcconf is writable by every user"), warnings
+
+        put_arcconf_stand_in(lab, "/usr/Arcconf/arcconf", ARCCONF_FIXTURES / "arcconf_getversion_1.txt", rc=1)
+        failed = facts(lab, gather_subset=["controllers"])
+        assert arcconf_calls(lab) == ["getversion"]
+        assert failed["ansible_facts"]["raid_driver"]["arcconf"] is None
+        warnings = arcconf_warnings(failed)
+        assert len(warnings) == 1 and warnings[0].startswith("arcconf failed, its facts are null"), warnings
+        assert "/usr/Arcconf/arcconf getversion" in warnings[0], warnings

@@ -1,6 +1,8 @@
 //! Facts from other tools: `dkms status` and `arcconf`. A tool that is
 //! missing or fails gives `null` facts and a warning.
 
+use std::path::Path;
+
 use formats::modinfo::normalize;
 use formats::{arcconf, dkms};
 use linux_host::{Cmd, Host, ProgramNotFound};
@@ -45,17 +47,21 @@ pub fn arcconf_controllers(
 ) -> Option<Vec<arcconf::Controller>> {
     let program = match path {
         Some(p) => p.to_string(),
-        None => host
-            .find_program("arcconf")
-            .ok()
-            .map(|_| "arcconf".to_string())
-            .or_else(|| {
-                ARCCONF_PLACES
-                    .iter()
-                    .find(|p| host.find_program(p).is_ok())
-                    .map(|p| p.to_string())
-            })
-            .unwrap_or_else(|| "arcconf".into()),
+        None => match find_arcconf(host) {
+            Ok((program, refused)) => {
+                if !refused.is_empty() {
+                    notes.warn(format!(
+                        "arcconf: {program} is run, not {} (a tool that runs as root must be writable by root only)",
+                        refused.join("; ")
+                    ));
+                }
+                program
+            }
+            Err(missing) => {
+                notes.warn(missing_or_error("arcconf", &missing.into()));
+                return None;
+            }
+        },
     };
     let cmd = Cmd::new(program).arg("getversion");
     match host.run_ok(&cmd) {
@@ -65,6 +71,26 @@ pub fn arcconf_controllers(
             None
         }
     }
+}
+
+/// The first `arcconf` that only root can replace, in the system folders
+/// and on `PATH`, then in the vendor's folders; with the copies refused on
+/// the way. The error names every copy refused and every folder searched.
+fn find_arcconf(host: &Host) -> Result<(String, Vec<String>), ProgramNotFound> {
+    let mut missing = match host.find_program("arcconf") {
+        Ok(_) => return Ok(("arcconf".into(), Vec::new())),
+        Err(e) => e,
+    };
+    for place in ARCCONF_PLACES {
+        match host.find_program(place) {
+            Ok(_) => return Ok((place.to_string(), missing.refused)),
+            Err(e) => missing.refused.extend(e.refused),
+        }
+        missing
+            .searched
+            .extend(Path::new(place).parent().map(Path::to_path_buf));
+    }
+    Err(missing)
 }
 
 fn missing_or_error(tool: &str, e: &anyhow::Error) -> String {
