@@ -54,16 +54,17 @@ def made_once(tmp_path_factory, name, make):
 
 @pytest.fixture(scope="session")
 def vendor_packages(tmp_path_factory):
-    """The fixture vendor package (tests/fixtures/make-vendor-package.sh):
-    `good` builds, `broken` fails to compile."""
+    """Paths (strings) of the fixture vendor package
+    (tests/fixtures/make-vendor-package.sh): `good` builds, `broken` fails
+    to compile."""
 
     def make(out):
         return {
-            "good": str(make_vendor_package(out / "good")),
-            "broken": str(make_vendor_package(out / "broken", BROKEN_VERSION, module_version=None, broken=True)),
+            "good": make_vendor_package(out / "good"),
+            "broken": make_vendor_package(out / "broken", BROKEN_VERSION, module_version=None, broken=True),
         }
 
-    return {key: Path(path) for key, path in made_once(tmp_path_factory, "vendor", make).items()}
+    return made_once(tmp_path_factory, "vendor", make)
 
 
 @pytest.fixture(scope="session")
