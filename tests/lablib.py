@@ -334,3 +334,27 @@ def driver_rpm(package, out):
         member = next(m for m in tar.getmembers() if m.name.endswith("-dkms.noarch.rpm"))
         tar.extract(member, out, filter="data")
     return Path(out) / member.name
+
+
+def file_sha256(lab, path):
+    """SHA-256 of a file in the lab container."""
+    return lab.sh(f"sha256sum < {path}").split()[0]
+
+
+def shadow_module(lab, kernel, name):
+    """Makes `kernel` resolve a copy of its own module `name` in updates/
+    (the same bytes, found by the real depmod), so that every image holding
+    the in-tree file is stale; returns the copy's path."""
+    source = lab.sh(f"modinfo -k {kernel} -n {name}").strip()
+    target = f"/lib/modules/{kernel}/updates/{source.rsplit('/', 1)[-1]}"
+    lab.sh(f"mkdir -p /lib/modules/{kernel}/updates && cp -p {source} {target} && depmod -a {kernel}")
+    resolved = lab.sh(f"modinfo -k {kernel} -n {name}").strip()
+    assert resolved == target, f"{kernel} resolves {resolved} for {name}, not the copy {target}"
+    return target
+
+
+def wait_for_process(lab, name, seconds=60):
+    """Waits until a process whose name (comm, 15 characters at most) is
+    `name` runs in the container."""
+    lab.sh(f"for i in $(seq {seconds * 10}); do cat /proc/[0-9]*/comm 2>/dev/null | grep -qx {name[:15]}"
+           " && exit 0; sleep 0.1; done; exit 1")

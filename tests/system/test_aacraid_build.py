@@ -203,7 +203,7 @@ def test_rpm_based_host_installs_the_rpm_with_rpm(lab):
         again = run_module(lab, src="/root/good.tgz", kernels=[lab.kernels[0]], state="built")
         assert again["source_tree"]["action"] == "replaced" and again["discarded"] is True, again
         assert again["kernels"][0]["build"] is True
-        assert lab.sh(f"rpm -V aacraid && echo verified").strip() == "verified"
+        assert lab.sh("rpm -V aacraid && echo verified").strip() == "verified"
         assert run_module(lab, src="/root/good.tgz", kernels=[lab.kernels[0]], state="built")["changed"] is False
     finally:
         lab.sh(f"dkms remove -m aacraid -v {VERSION} --all || true; /usr/bin/rpm -e aacraid || true")

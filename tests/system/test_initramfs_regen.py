@@ -13,10 +13,14 @@ against that log."""
 import re
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
+import yaml
 
-from lablib import ANSIBLE, MODULE_VERSION, REPO, VARIANTS, Lab, docker, inventory, playbook, run_ansible, task_results
+from lablib import (ANSIBLE, MODULE_VERSION, REPO, VARIANTS, Lab, docker, file_sha256, inventory, playbook,
+                    run_ansible, shadow_module, task_results, wait_for_process)
 
 RUN_OPTIONS = ("--cap-add", "SYS_ADMIN", "--security-opt", "apparmor=unconfined")
 REAL = {"dracut": "/usr/bin/dracut", "initramfs-tools": "/usr/sbin/mkinitramfs"}
@@ -344,3 +348,189 @@ def test_through_ansible(rebuilt, version, tmp_path):
     out, _ = run_ansible(version, "ansible-playbook", "-i", inv, playbook("regen"))
     assert out["stats"]["lab"]["changed"] == 0
     assert boot(lab, old) == MODULE_VERSION
+
+
+def dracut_member_sha(lab, image, kernel, relative):
+    """The bytes of a module inside a dracut image of any name, as lsinitrd sees them."""
+    member = f"usr/lib/modules/{kernel}/{relative}"
+    assert member in lab.sh(f"lsinitrd {image}"), f"{image} holds no {member}"
+    return lab.sh(f"lsinitrd -f {member} {image} | sha256sum").split()[0]
+
+
+def image_names(lab):
+    """The initramfs images and their backups in /boot."""
+    return sorted(n for n in lab.sh("ls -A /boot").split() if n.startswith("init"))
+
+
+def test_rhel_and_suse_names_the_boot_lock_a_failure_on_the_second_kernel_and_backups():
+    """Sidecar (description, notes, backup) and ARCHITECTURE (locks), with
+    the real dracut. An image named the RHEL way (/boot/initramfs-<k>.img)
+    and one named the SUSE way (/boot/initrd-<k>) are found and read
+    (current at first), and once stale rebuilt in place under that name; no
+    Debian-named image appears.
+    While another process holds the lock on /boot a run waits, starting no
+    tool and writing nothing in /boot or /var/tmp, and goes on once it is
+    released.
+    Kernels are done one after the other: when the second kernel's rebuild
+    fails (its modules.dep is gone, so dracut packs the kernel's own aacraid
+    instead of the resolved copy), the message names that kernel and the
+    image already replaced; the first kernel's image is the checked new one,
+    the failed kernel's image keeps its bytes and gets no .bak, nothing
+    temporary is left, and check mode then wants only the failed one.
+    With backup each <image>.bak holds the previous image's bytes, and a
+    .bak an earlier run left is replaced."""
+    with Lab("dracut") as lab:
+        logging_wrapper(lab)
+        new, old = lab.kernels
+        named = {new: f"/boot/initramfs-{new}.img", old: f"/boot/initrd-{old}"}
+        lab.sh(f"mv /boot/initrd.img-{new} {named[new]} && mv /boot/initrd.img-{old} {named[old]}")
+
+        current = regen(lab, check_mode=True)
+        assert current["changed"] is False, current
+        assert [(k["kernel"], k["image"], k["rebuilt"], k["reason"]) for k in current["kernels"]] == [
+            (new, named[new], False, "current"), (old, named[old], False, "current")]
+        assert [k["before"][0]["path"] for k in current["kernels"]] == ["kernel/drivers/scsi/aacraid/aacraid.ko"] * 2
+
+        copies = {k: shadow_module(lab, k, "aacraid") for k in named}
+        lab.sh(f"head -c 4096 /dev/urandom > {named[new]}.bak")
+        previous = {k: file_sha256(lab, image) for k, image in named.items()}
+        lab.sh(f"mv /lib/modules/{old}/modules.dep /root/modules.dep")
+        with ThreadPoolExecutor(1) as pool:
+            with lab.lock_held("/boot"):
+                before = lab.tree_hash("/boot", "/var/tmp", times=True)
+                run = pool.submit(regen, lab, backup=True)
+                wait_for_process(lab, "initramfs_regen")
+                time.sleep(3)
+                assert not run.done(), "the run did not wait for the lock on /boot"
+                assert lab.tree_hash("/boot", "/var/tmp", times=True) == before, "the run wrote while /boot was locked"
+                assert calls(lab) == "", "the run started the tool while /boot was locked"
+            failed = run.result(timeout=900)
+        assert failed["failed"] is True, failed
+        for said in (f"the new image dracut made for kernel {old} lacks updates/aacraid.ko",
+                     "it holds kernel/drivers/scsi/aacraid/aacraid.ko", f"{named[old]} is untouched",
+                     f"already replaced by checked new images: {named[new]}"):
+            assert said in failed["msg"], failed["msg"]
+        logged = calls(lab).splitlines()
+        assert len(logged) == 2 and logged[0].endswith(f" {new}") and logged[1].endswith(f" {old}"), logged
+        assert file_sha256(lab, f"{named[new]}.bak") == previous[new], "the earlier .bak holds the previous image"
+        assert dracut_member_sha(lab, named[new], new, "updates/aacraid.ko") == file_sha256(lab, copies[new])
+        assert file_sha256(lab, named[old]) == previous[old], "the failed kernel's image is untouched"
+        assert image_names(lab) == sorted([named[new][6:], f"{named[new][6:]}.bak", named[old][6:]])
+        assert not lab.sh("ls -A /boot /var/tmp | grep -e '^\\.' || true"), "a temporary file is left"
+        first = file_sha256(lab, named[new])
+
+        lab.sh(f"mv /root/modules.dep /lib/modules/{old}/modules.dep")
+        preview = regen(lab, check_mode=True)
+        assert [(k["kernel"], k["rebuilt"]) for k in preview["kernels"]] == [(new, False), (old, True)], preview
+        done = regen(lab, backup=True)
+        assert done["changed"] is True, done
+        assert [(k["kernel"], k["image"], k["rebuilt"], k["backup_file"]) for k in done["kernels"]] == [
+            (new, named[new], False, None), (old, named[old], True, f"{named[old]}.bak")], done
+        inside = done["kernels"][1]["modules"][0]
+        on_disk = file_sha256(lab, copies[old])
+        assert (inside["path"], inside["sha256"]) == ("updates/aacraid.ko", on_disk), inside
+        assert dracut_member_sha(lab, named[old], old, "updates/aacraid.ko") == on_disk
+        assert file_sha256(lab, f"{named[old]}.bak") == previous[old], "the .bak holds the previous image"
+        assert file_sha256(lab, named[new]) == first
+        logged = calls(lab).splitlines()
+        assert len(logged) == 3 and logged[2].endswith(f" {old}"), logged
+        assert image_names(lab) == sorted(n for image in named.values() for n in (image[6:], f"{image[6:]}.bak"))
+
+OTHER_TOOL = {"dracut": "initramfs-tools", "initramfs-tools": "dracut"}
+NOT_INSTALLED = {
+    "dracut": "tool dracut is not installed (dracut was not found)",
+    "initramfs-tools": "tool initramfs-tools is not installed (mkinitramfs was not found)",
+}
+
+
+@pytest.mark.parametrize("tool", VARIANTS)
+def test_each_named_module_is_judged_and_the_tool_option_is_obeyed(tool):
+    """Options modules and tool: with several modules each is judged on its
+    own (an image is stale when any one of them is not the file the kernel
+    resolves, and the reason names that one; a module built into the kernel
+    needs nothing; a module the kernel does not know fails the task). A tool
+    that is not installed fails the task clearly before anything is
+    written; the variant's own tool named explicitly is the one that runs,
+    and the new image carries every named module as resolved."""
+    with Lab(tool) as lab:
+        logging_wrapper(lab)
+        new = lab.kernels[0]
+        builtin = lab.sh(f"sed -n 's|.*/\\(unix\\)\\.ko$|\\1|p' /lib/modules/{new}/modules.builtin").strip()
+        assert builtin == "unix", "the lab kernel has unix built in"
+        names = ["aacraid", "megaraid_sas", builtin]
+        intree = {
+            "aacraid": "kernel/drivers/scsi/aacraid/aacraid.ko",
+            "megaraid_sas": "kernel/drivers/scsi/megaraid/megaraid_sas.ko",
+        }
+
+        current = regen(lab, check_mode=True, kernels=[new], modules=names)
+        assert current["changed"] is False and current["modules"] == names, current
+        [verdict] = current["kernels"]
+        assert (verdict["rebuilt"], verdict["reason"]) == (False, "current"), verdict
+        assert [(m["name"], m["path"]) for m in verdict["before"]] == [
+            ("aacraid", intree["aacraid"]), ("megaraid_sas", intree["megaraid_sas"]), (builtin, None)]
+
+        copy = shadow_module(lab, new, "megaraid_sas")
+        version = lab.sh(f"modinfo -F version {copy}").strip()
+        assert regen(lab, check_mode=True, kernels=[new], modules=["aacraid"])["kernels"][0]["reason"] == "current"
+        [verdict] = regen(lab, check_mode=True, kernels=[new], modules=names)["kernels"]
+        assert (verdict["rebuilt"], verdict["reason"]) == (
+            True,
+            f"the image holds {intree['megaraid_sas']} ({version}), "
+            f"the kernel resolves updates/megaraid_sas.ko ({version})",
+        ), verdict
+
+        untouched = lab.tree_hash("/boot", "/var/tmp", times=True)
+        unknown = regen(lab, kernels=[new], modules=[*names, "no_such_driver"])
+        assert unknown["failed"] is True and f"kernel {new} has no module no_such_driver" in unknown["msg"], unknown
+        missing = regen(lab, kernels=[new], modules=names, tool=OTHER_TOOL[tool])
+        assert missing["failed"] is True and NOT_INSTALLED[OTHER_TOOL[tool]] in missing["msg"], missing
+        assert lab.tree_hash("/boot", "/var/tmp", times=True) == untouched and calls(lab) == ""
+
+        done = regen(lab, kernels=[new], modules=names, tool=tool)
+        assert done["changed"] is True and done["tool"] == tool, done
+        [rebuilt] = done["kernels"]
+        assert rebuilt["rebuilt"] is True
+        assert [(m["name"], m["path"]) for m in rebuilt["modules"]] == [
+            ("aacraid", intree["aacraid"]), ("megaraid_sas", "updates/megaraid_sas.ko"), (builtin, None)]
+        assert rebuilt["modules"][1]["sha256"] == file_sha256(lab, copy) == image_member_sha(
+            lab, new, "updates/megaraid_sas.ko")
+        [call] = calls(lab).splitlines()
+        assert re.fullmatch(f"{PROGRAM[tool]} {tool_args(lab, new)}", call), call
+        again = regen(lab, kernels=[new], modules=names, tool=tool)
+        assert again["changed"] is False and calls(lab) == f"{call}\n", again
+
+
+# /etc/os-release of CentOS 7, a RedHat-family host the roles support.
+CENTOS_7 = '''NAME="CentOS Linux"
+VERSION="7 (Core)"
+ID="centos"
+ID_LIKE="rhel fedora"
+VERSION_ID="7"
+PRETTY_NAME="CentOS Linux 7 (Core)"
+'''
+
+
+def task_named(output, name):
+    """The lab's result of the task called `name` in the first play."""
+    [task] = [t for t in output["plays"][0]["tasks"] if t["task"]["name"] == name]
+    return task["hosts"]["lab"]
+
+
+@pytest.mark.parametrize("version", list(ANSIBLE))
+def test_a_redhat_family_host_gets_the_redhat_variables(version, tmp_path):
+    """roles/aacraid_platform (README): on a host whose /etc/os-release names
+    the RHEL family the role loads vars/RedHat.yml, which makes dracut
+    initramfs_regen's tool; checked in a lab container given CentOS 7's
+    os-release, through each ansible-core under test in check mode."""
+    redhat = yaml.safe_load((REPO / "roles/aacraid_platform/vars/RedHat.yml").read_text())
+    debian = yaml.safe_load((REPO / "roles/aacraid_platform/vars/Debian.yml").read_text())
+    assert redhat != debian and redhat["__aacraid_platform_initramfs_tool"] == "dracut"
+    with Lab("dracut") as lab:
+        lab.sh(f"rm /etc/os-release && cat > /etc/os-release <<'EOF'\n{CENTOS_7}EOF")
+        out, _ = run_ansible(version, "ansible-playbook", "-i", inventory(tmp_path, lab), "--check",
+                             playbook("platform"))
+    loaded = task_named(out, "aacraid_platform : Load the platform variables")
+    assert [Path(f).relative_to(REPO) for f in loaded["ansible_included_var_files"]] == [
+        Path("roles/aacraid_platform/vars/RedHat.yml")], loaded
+    assert task_named(out, "Show what it set")["msg"] == {"__aacraid_platform_os_family": "RedHat", **redhat}

@@ -16,7 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from lablib import ANSIBLE, MODULE_VERSION, Lab, inventory, playbook, run_ansible, task_results
+from lablib import (ANSIBLE, MODULE_VERSION, Lab, inventory, playbook, run_ansible, task_results,
+                    wait_for_process)
 
 WATCHED = ("/lib/modules", "/var/lib/kmod_update")
 
@@ -261,8 +262,7 @@ def test_a_held_lock_makes_the_run_wait_and_write_nothing(server):
     with ThreadPoolExecutor(1) as pool:
         with lab.lock_held(f"/lib/modules/{k}"):
             run = pool.submit(install, lab, k)
-            lab.sh("for i in $(seq 600); do cat /proc/[0-9]*/comm 2>/dev/null | grep -qx kmod_update"
-                   " && exit 0; sleep 0.1; done; exit 1")
+            wait_for_process(lab, "kmod_update")
             time.sleep(3)
             assert not run.done(), "the run did not wait for the lock"
             assert content_hash(lab) == before, "the run wrote while another held the lock"
