@@ -376,16 +376,23 @@ def test_src_as_the_driver_rpm_alone_or_a_source_folder(lab, vendor_packages, tm
     assert len(payload.splitlines()) == 3, payload
     lab.log_calls("dkms")
 
+    def first_build(options, source):
+        """The first run from `options["src"]` (reported as `source`): the
+        package's files land in /usr/src, DKMS adds and builds for the one
+        kernel named; returns the digest of the trees after it."""
+        [kernel] = options["kernels"]
+        built = run_module(lab, **options)
+        assert built["changed"] is True and built["source"] == source, built
+        assert built["source_installed"] is True and built["added"] is True
+        assert built["source_tree"] == {"path": source_dir(), "action": "installed", "differences": []}
+        assert [(k["kernel"], k["build"], k["after"]) for k in built["kernels"]] == [(kernel, True, "built")]
+        assert dkms_calls(lab) == ["status", "add", "build"]
+        assert real_dkms_status(lab) == f"aacraid/{VERSION}, {kernel}, x86_64: built"
+        assert lab.sh(f"cd {source_dir()} && sha256sum *") == payload
+        return stamps_hash(lab)
+
     from_rpm = dict(src=rpm, kernels=[k_rpm], state="built")
-    built = run_module(lab, **from_rpm)
-    assert built["changed"] is True and built["source"] == package.name, built
-    assert built["source_installed"] is True and built["added"] is True
-    assert built["source_tree"] == {"path": source_dir(), "action": "installed", "differences": []}
-    assert [(k["kernel"], k["build"], k["after"]) for k in built["kernels"]] == [(k_rpm, True, "built")]
-    assert dkms_calls(lab) == ["status", "add", "build"]
-    assert real_dkms_status(lab) == f"aacraid/{VERSION}, {k_rpm}, x86_64: built"
-    assert lab.sh(f"cd {source_dir()} && sha256sum *") == payload
-    settled = stamps_hash(lab)
+    settled = first_build(from_rpm, package.name)
     again = run_module(lab, **from_rpm)
     assert again["changed"] is False and again["source_tree"]["action"] == "current", again
     assert dkms_calls(lab) == ["status"]
@@ -394,15 +401,7 @@ def test_src_as_the_driver_rpm_alone_or_a_source_folder(lab, vendor_packages, tm
     # The same package from the folder, on a host where DKMS has never seen it.
     lab.sh(f"/usr/sbin/dkms remove -m aacraid -v {VERSION} --all && rm -rf {source_dir()}")
     from_folder = dict(src=unpacked, kernels=[k_folder], state="built")
-    built = run_module(lab, **from_folder)
-    assert built["changed"] is True and built["source"] == unpacked, built
-    assert built["source_installed"] is True and built["added"] is True
-    assert built["source_tree"] == {"path": source_dir(), "action": "installed", "differences": []}
-    assert [(k["kernel"], k["build"], k["after"]) for k in built["kernels"]] == [(k_folder, True, "built")]
-    assert dkms_calls(lab) == ["status", "add", "build"]
-    assert real_dkms_status(lab) == f"aacraid/{VERSION}, {k_folder}, x86_64: built"
-    assert lab.sh(f"cd {source_dir()} && sha256sum *") == payload
-    settled = stamps_hash(lab)
+    settled = first_build(from_folder, unpacked)
     for src in (unpacked, source_dir()):
         again = run_module(lab, **{**from_folder, "src": src})
         assert again["changed"] is False and again["source_tree"]["action"] == "current", (src, again)

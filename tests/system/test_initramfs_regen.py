@@ -164,7 +164,7 @@ def test_only_the_stale_image_is_rebuilt_and_checked(lab):
     assert by_kernel[new]["rebuilt"] is True and by_kernel[old]["rebuilt"] is False
     inside = by_kernel[new]["modules"][0]
     assert (inside["path"], inside["version"]) == ("updates/aacraid.ko", MODULE_VERSION)
-    on_disk = lab.sh(f"sha256sum < /lib/modules/{new}/updates/aacraid.ko").split()[0]
+    on_disk = file_sha256(lab, f"/lib/modules/{new}/updates/aacraid.ko")
     assert inside["sha256"] == on_disk == image_member_sha(lab, new, "updates/aacraid.ko")
     [call] = calls(lab).splitlines()
     assert re.fullmatch(f"{PROGRAM[lab.variant]} {tool_args(lab, new)}", call), call

@@ -22,13 +22,18 @@ from lablib import (ANSIBLE, MODULE_VERSION, Lab, inventory, playbook, run_ansib
 WATCHED = ("/lib/modules", "/var/lib/kmod_update")
 
 
-@pytest.fixture
-def server(artifacts):
-    """A fresh initramfs-tools lab container holding each kernel's artifact
-    as /root/<kernel>.tgz, nothing installed."""
-    with Lab("initramfs-tools") as container:
+def fresh_server(variant, artifacts):
+    """A fresh lab container of `variant` holding each kernel's artifact as
+    /root/<kernel>.tgz, nothing installed."""
+    with Lab(variant) as container:
         container.put_artifacts(artifacts)
         yield container
+
+
+@pytest.fixture
+def server(artifacts):
+    """A fresh initramfs-tools server (see `fresh_server`)."""
+    yield from fresh_server("initramfs-tools", artifacts)
 
 
 @pytest.fixture
@@ -338,11 +343,8 @@ COMPRESSORS = {
 
 @pytest.fixture
 def dracut_server(artifacts):
-    """A fresh dracut lab container holding each kernel's artifact as
-    /root/<kernel>.tgz, nothing installed."""
-    with Lab("dracut") as container:
-        container.put_artifacts(artifacts)
-        yield container
+    """A fresh dracut server (see `fresh_server`)."""
+    yield from fresh_server("dracut", artifacts)
 
 
 def host_state(lab):
