@@ -257,8 +257,9 @@ def test_faults_leave_every_image_intact(rebuilt):
 
 
 def test_a_killed_run_leaves_no_process_and_the_next_run_cleans_up(rebuilt):
-    """kill -9 of the module while the tool works: the tool dies with it,
-    and what the tool started ends soon after; its work folder stays, and so does a temporary
+    """kill -9 of the module while the tool works: the tool and everything
+    it started die with it (the guard process that leads the tool's process
+    group kills the group); its work folder stays, and so does a temporary
     image in /boot of a run killed while writing it. Check mode reports
     both, a real run removes them first (on a /boot that has room for the
     new image only once the leftover is gone), the next run has nothing
@@ -274,20 +275,24 @@ def test_a_killed_run_leaves_no_process_and_the_next_run_cleans_up(rebuilt):
     while not lab.sh("ls -A /var/tmp/.initramfs_regen-*/ 2>/dev/null || true").strip():
         assert time.monotonic() < deadline, "the tool never started"
         time.sleep(0.2)
-    time.sleep(2)
-    [tool] = [p for p in live_processes(lab) if p[1] == module and p[3] == program]
-    assert tool[2] == tool[0], f"the tool leads its own process group: {tool}"
-    lab.sh(f"kill -9 {module}")
-    # The tool itself gets SIGKILL with the module (PR_SET_PDEATHSIG); what
-    # it started is not signalled and ends with the step it was in (a
-    # subshell of mkinitramfs compressing, say): seconds, more on a loaded
-    # machine, hence the margin.
-    deadline = time.monotonic() + 5
-    while [p for p in live_processes(lab) if p[0] in (tool[0], module)]:
-        assert time.monotonic() < deadline, "the tool outlived the module"
-        time.sleep(0.1)
+    # Until the tool has started a process of its own (cpio, a compressor,
+    # dracut-install...), which the kernel would not signal.
     deadline = time.monotonic() + 60
-    while left := [p for p in live_processes(lab) if p[2] == tool[0]]:
+    while True:
+        processes = live_processes(lab)
+        [guard] = [p for p in processes if p[1] == module]
+        [tool] = [p for p in processes if p[1] == guard[0] and p[3] == program]
+        assert guard[2] == guard[0] == tool[2], f"the guard leads the tool's process group: {guard}, {tool}"
+        if [p for p in processes if p[2] == guard[0] and p[0] not in (guard[0], tool[0])]:
+            break
+        assert time.monotonic() < deadline, f"the tool started nothing: {processes}"
+        time.sleep(0.1)
+    lab.sh(f"kill -9 {module}")
+    # No process gets a signal from the kill itself but the module; the
+    # kernel's parent-death signal reaches the guard, which kills the
+    # group. A second at most; five for a loaded machine.
+    deadline = time.monotonic() + 5
+    while left := [p for p in live_processes(lab) if p[0] == module or p[2] == guard[0]]:
         assert time.monotonic() < deadline, f"outlived the module: {left}"
         time.sleep(0.1)
     [stage] = lab.sh("ls -d /var/tmp/.initramfs_regen-*").split()

@@ -95,7 +95,7 @@ impl Host {
 
 /// Runs `cmd` as `program`: no shell, the fixed environment plus the
 /// command's own variables, its own process group, killed with the module
-/// (see [`die_with_module`]); stdout and stderr are read as they come
+/// (see [`guarded`]); stdout and stderr are read as they come
 /// (`poll`, no threads) while the deadline is watched, so neither a full
 /// pipe nor a hung tool blocks.
 fn run_real(program: &Path, cmd: &Cmd, search: &[PathBuf]) -> Result<Output> {
@@ -112,7 +112,7 @@ fn run_real(program: &Path, cmd: &Cmd, search: &[PathBuf]) -> Result<Output> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    die_with_module(&mut command);
+    guarded(&mut command);
     let mut child = command
         .spawn()
         .with_context(|| format!("cannot start `{cmd}`"))?;
@@ -256,47 +256,130 @@ fn poll_readable(fds: &[BorrowedFd<'_>], wait: Option<Duration>) -> io::Result<V
     Ok(polled.iter().map(|p| p.revents != 0).collect())
 }
 
-/// Makes the command die with the module: the kernel sends it `SIGKILL`
-/// when the thread that started it exits (modules run their commands from
-/// their main thread), so a tool cannot go on writing after the module was
-/// killed. A module that died between the fork and the `prctl` is caught by
-/// the parent check, and the child exits before the program starts. The
-/// processes the tool starts in turn stay in its process group, which
-/// [`kill_group`] kills on a timeout.
+/// Makes the command, and every process it starts in its process group,
+/// die with the module. The forked child becomes a guard: it leads the
+/// group, forks the process that runs the program, waits for it and exits
+/// with its exit code (128 plus the signal's number when a signal ended it,
+/// the code [`Pipes::output`] gives). The kernel sends the guard `SIGTERM`
+/// when the module's thread that started it ends (`PR_SET_PDEATHSIG`; modules
+/// run their commands from their main thread), and the guard then kills its
+/// whole group: a killed module leaves neither the tool nor what the tool
+/// started (compressors under dracut, make under dkms) writing on. The tool
+/// itself gets `SIGKILL` if the guard dies. A module or guard that died
+/// before its child's `prctl` is caught by the parent checks. The guard
+/// closes every descriptor it inherited, so std's exec-error pipe and the
+/// output pipes belong to the tool alone. [`kill_group`] kills the same group
+/// on a timeout.
 #[allow(unsafe_code)]
-fn die_with_module(command: &mut std::process::Command) {
+fn guarded(command: &mut std::process::Command) {
     let module = std::process::id();
-    let hook = move || {
-        // SAFETY: prctl and getppid are plain system calls: async-signal
-        // safe, no allocation, no lock, as a forked child requires.
-        let (set, parent) = unsafe {
-            (
-                libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGKILL as libc::c_ulong,
-                    0 as libc::c_ulong,
-                    0 as libc::c_ulong,
-                    0 as libc::c_ulong,
-                ),
-                libc::getppid(),
-            )
-        };
-        if set != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if u32::try_from(parent).ok() != Some(module) {
-            return Err(io::ErrorKind::BrokenPipe.into());
-        }
-        Ok(())
-    };
-    // SAFETY: the hook runs between fork and exec and makes only the system
-    // calls above.
+    let inherited = highest_open_fd().saturating_add(SPAWN_FDS);
+    // SAFETY: the hook runs between fork and exec and makes only the
+    // async-signal-safe system calls of `become_guard`: no allocation, no
+    // lock.
     unsafe {
-        command.pre_exec(hook);
+        command.pre_exec(move || become_guard(module, inherited));
     }
 }
 
-/// Sends `SIGKILL` to the child's process group (the child leads it).
+/// More than the descriptors std opens while it spawns (the stdio pipes,
+/// `/dev/null`, the exec-error pipe).
+const SPAWN_FDS: libc::c_int = 32;
+
+/// The highest descriptor open now; 1024 when `/proc/self/fd` cannot be read.
+fn highest_open_fd() -> libc::c_int {
+    fs::read_dir("/proc/self/fd")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .max()
+                .unwrap_or(2)
+        })
+        .unwrap_or(1024)
+}
+
+/// The guard's part of [`guarded`], in the forked child: returns (to exec
+/// the program) only in the grandchild.
+#[allow(unsafe_code)]
+fn become_guard(module: u32, inherited: libc::c_int) -> io::Result<()> {
+    let check = |rc: libc::c_int| {
+        if rc == -1 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    };
+    // SAFETY: sigaction, prctl, getppid, getpid, fork, waitpid, close and
+    // _exit are system calls, async-signal safe, as a forked child requires;
+    // `action` is a zeroed plain C struct that sigaction only reads.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = kill_own_group as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        check(libc::sigemptyset(&mut action.sa_mask))?;
+        check(libc::sigaction(
+            libc::SIGTERM,
+            &action,
+            std::ptr::null_mut(),
+        ))?;
+        check(set_parent_death_signal(libc::SIGTERM))?;
+        if u32::try_from(libc::getppid()).ok() != Some(module) {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        let guard = libc::getpid();
+        let tool = libc::fork();
+        if tool == 0 {
+            libc::signal(libc::SIGTERM, libc::SIG_DFL);
+            check(set_parent_death_signal(libc::SIGKILL))?;
+            if libc::getppid() != guard {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            return Ok(());
+        }
+        check(tool)?;
+        if libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32) != 0 {
+            for fd in 0..=inherited {
+                libc::close(fd);
+            }
+        }
+        let mut status = 0;
+        while libc::waitpid(tool, &mut status, 0) != tool {
+            if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                libc::_exit(127);
+            }
+        }
+        if libc::WIFEXITED(status) {
+            libc::_exit(libc::WEXITSTATUS(status));
+        }
+        libc::_exit(128 + libc::WTERMSIG(status));
+    }
+}
+
+/// `prctl(PR_SET_PDEATHSIG, signal)`.
+#[allow(unsafe_code)]
+fn set_parent_death_signal(signal: libc::c_int) -> libc::c_int {
+    // SAFETY: prctl with integer arguments touches no memory of ours.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            signal as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    }
+}
+
+/// The guard's `SIGTERM` handler: `SIGKILL` to its process group, itself
+/// included.
+#[allow(unsafe_code)]
+extern "C" fn kill_own_group(_: libc::c_int) {
+    // SAFETY: kill(2) is async-signal safe and takes two integers.
+    unsafe {
+        libc::kill(0, libc::SIGKILL);
+    }
+}
+
+/// Sends `SIGKILL` to the child's process group (the child, the guard,
+/// leads it).
 #[allow(unsafe_code)]
 fn kill_group(child: &Child) {
     if let Ok(group) = libc::pid_t::try_from(child.id()) {
@@ -484,31 +567,64 @@ mod tests {
         Ok(())
     }
 
-    #[test]
-    fn a_command_leads_its_own_process_group() -> Result<()> {
-        let out = Host::system().run_ok(&Cmd::new("cat").arg("/proc/self/stat"))?;
-        let fields: Vec<&str> = out
-            .stdout
+    /// Fields 1 to 5 of a `/proc/<pid>/stat` line: pid, state, ppid, pgrp.
+    fn stat_fields(line: &str) -> (String, String, String) {
+        let pid = line.split(' ').next().unwrap_or_default().to_string();
+        let rest: Vec<&str> = line
             .rsplit_once(") ")
             .map(|(_, rest)| rest.split(' ').collect())
             .unwrap_or_default();
-        let pid = out.stdout.split(' ').next().unwrap_or_default();
-        // After the name: state, ppid, pgrp.
-        assert_eq!(fields.get(2).copied(), Some(pid), "{}", out.stdout);
+        let field = |i: usize| rest.get(i).copied().unwrap_or_default().to_string();
+        (pid, field(1), field(2))
+    }
+
+    #[test]
+    fn a_command_runs_under_a_guard_that_leads_its_process_group() -> Result<()> {
+        let out = Host::system().run_ok(
+            &Cmd::new("sh")
+                .arg("-c")
+                .arg("cat /proc/$$/stat; cat /proc/$PPID/stat"),
+        )?;
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        let [tool, guard] = lines[..] else {
+            panic!("two stat lines: {}", out.stdout)
+        };
+        let (tool_pid, tool_parent, tool_group) = stat_fields(tool);
+        let (guard_pid, guard_parent, guard_group) = stat_fields(guard);
+        assert_ne!(tool_pid, guard_pid);
+        assert_eq!(tool_parent, guard_pid, "{}", out.stdout);
+        assert_eq!(tool_group, guard_pid, "{}", out.stdout);
+        assert_eq!(guard_group, guard_pid, "{}", out.stdout);
+        assert_eq!(guard_parent, std::process::id().to_string());
+        Ok(())
+    }
+
+    #[test]
+    fn the_guard_gives_the_tools_exit_code_or_128_plus_its_signal() -> Result<()> {
+        let rc = |script: &str| -> Result<i32> {
+            Ok(Host::system()
+                .run(&Cmd::new("sh").arg("-c").arg(script))?
+                .rc)
+        };
+        assert_eq!(rc("exit 0")?, 0);
+        assert_eq!(rc("exit 3")?, 3);
+        assert_eq!(rc("kill -TERM $$")?, 128 + libc::SIGTERM);
+        assert_eq!(rc("kill -KILL $$")?, 128 + libc::SIGKILL);
         Ok(())
     }
 
     const PIDFILE: &str = "LINUX_HOST_TEST_PIDFILE";
 
     /// Run by [`a_command_dies_with_the_module`] in a process of its own:
-    /// starts a long command, writes its pid, and waits to be killed.
+    /// starts a long command that starts another in the background, writes
+    /// both pids, and waits to be killed.
     #[test]
     #[ignore = "a helper process of a_command_dies_with_the_module"]
     fn helper_runs_a_long_command() -> Result<()> {
         if let Some(pidfile) = std::env::var_os(PIDFILE) {
             let cmd = Cmd::new("sh")
                 .arg("-c")
-                .arg("echo $$ > \"$0\"; exec sleep 60")
+                .arg("sleep 60 & echo \"$$ $!\" > \"$0\"; wait")
                 .arg(pidfile);
             Host::system().run(&cmd)?;
         }
@@ -529,22 +645,32 @@ mod tests {
             .stdout(Stdio::null())
             .spawn()?;
         let deadline = Instant::now() + Duration::from_secs(30);
-        let pid = loop {
+        let pids = loop {
             let text = fs::read_to_string(&pidfile).unwrap_or_default();
             if text.ends_with('\n') {
-                break text.trim().to_string();
+                break text
+                    .split_whitespace()
+                    .map(String::from)
+                    .collect::<Vec<_>>();
             }
             assert!(Instant::now() < deadline, "the helper never started");
             std::thread::sleep(Duration::from_millis(20));
         };
-        let cmdline = fs::read(format!("/proc/{pid}/cmdline"))?;
+        let [shell, background] = &pids[..] else {
+            panic!("two pids: {pids:?}")
+        };
+        let cmdline = fs::read(format!("/proc/{background}/cmdline"))?;
         assert!(cmdline.starts_with(b"sleep\0"), "{cmdline:?}");
         module.kill()?;
         module.wait()?;
-        assert!(
-            gone_within(&pid, Duration::from_secs(2)),
-            "the command {pid} outlived the module"
-        );
+        // The shell got no signal from the kernel for the module's death, nor
+        // did the sleep it started: the guard killed both.
+        for pid in [shell, background] {
+            assert!(
+                gone_within(pid, Duration::from_secs(2)),
+                "{pid} outlived the module"
+            );
+        }
         Ok(())
     }
 }

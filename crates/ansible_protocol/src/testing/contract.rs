@@ -92,10 +92,18 @@ impl Sandbox {
     /// The commands the last run started itself (not what those commands
     /// ran in turn), one line each: the program's file name, then its
     /// arguments. `strace -ff` wrote one trace per process, `trace.<pid>`.
+    /// A command runs in a grandchild of the module: the child is the guard
+    /// that forks it (linux_host's `run::guarded`).
     pub fn calls(&self) -> String {
         let trace = |pid: &str| {
             std::fs::read_to_string(self.dir.path().join(format!("trace.{pid}")))
                 .unwrap_or_default()
+        };
+        let spawned = |text: &str| -> Vec<String> {
+            text.lines()
+                .filter(|l| l.starts_with("clone") || l.contains("fork("))
+                .filter_map(|l| l.rsplit_once(" = ").map(|(_, r)| r.trim().to_string()))
+                .collect()
         };
         let pids = self.traces();
         let Some(module) = pids
@@ -105,21 +113,16 @@ impl Sandbox {
             return String::new();
         };
         let mut calls = String::new();
-        for line in trace(module).lines() {
-            let is_spawn = line.starts_with("clone") || line.contains("fork(");
-            let Some(child) = line.rsplit_once(" = ").map(|(_, r)| r.trim()) else {
-                continue;
-            };
-            if !is_spawn {
-                continue;
-            }
-            let exec = trace(child)
-                .lines()
-                .find(|l| l.starts_with("execve(") && l.ends_with(" = 0"))
-                .map(exec_line);
-            if let Some(exec) = exec {
-                calls.push_str(&exec);
-                calls.push('\n');
+        for guard in spawned(&trace(module)) {
+            for child in spawned(&trace(&guard)) {
+                let exec = trace(&child)
+                    .lines()
+                    .find(|l| l.starts_with("execve(") && l.ends_with(" = 0"))
+                    .map(exec_line);
+                if let Some(exec) = exec {
+                    calls.push_str(&exec);
+                    calls.push('\n');
+                }
             }
         }
         calls
