@@ -13,11 +13,13 @@ the point is the same call in both runs as long as the run is deterministic;
 the held call is read back from the log and compared with the enumerated
 one, and a run that ends without being held fails the point (it took
 another path). The moment strace holds the call (its log ends in the
-call's unfinished entry and the process is in tracing stop), the whole
-session is killed with one `kill -9 -<pgid>`: strace, the module and every
-child, none of which gets to run another instruction. The held call is
-never executed: a kill point is "just before call N", which is the same
-state as "just after the call before it".
+call's unfinished entry and the process is in tracing stop), every process
+of the session gets `kill -9`: the module, the guards it forks for its
+tools and the tools (each in a process group of its own, so a kill of the
+session's group would miss them), and strace last, so the held process,
+stopped while its tracer lives, never runs the held call. A kill point is
+"just before call N", which is the same state as "just after the call
+before it".
 
 Why not the alternatives: `inject=S:signal=KILL` kills only the process
 that makes the call (a module killed while dracut runs leaves dracut
@@ -323,6 +325,27 @@ def fsync_order(calls):
     return problems
 
 
+def creation_problems(calls):
+    """Files the process created without O_EXCL and O_NOFOLLOW, or with a
+    mode other than 0600 (issue 11: no planted name reused, no link
+    followed, nothing readable before it is complete). Returns messages."""
+    problems = []
+    for c in calls:
+        if c.name == "creat":
+            problems.append(f"created with creat (no O_EXCL): {c.show()}")
+            continue
+        found = re.search(r", (O_[A-Z0-9_|]+)(?:, (0[0-7]*))?\)(?: = |$)", c.args)
+        if c.name not in ("open", "openat") or not found or "O_CREAT" not in found.group(1).split("|"):
+            continue
+        flags, mode = found.group(1).split("|"), found.group(2)
+        missing = [f for f in ("O_EXCL", "O_NOFOLLOW") if f not in flags]
+        if mode != "0600":
+            missing.append(f"mode 0600 (mode {mode})")
+        if missing:
+            problems.append(f"created without {', '.join(missing)}: {c.show()}")
+    return problems
+
+
 def unlinked(call):
     """The path an unlink, unlinkat or rmdir call removes (None if unread)."""
     named = [canonical(p) for p in call.paths() if p not in call.fds()] or [canonical(p) for p in call.paths()]
@@ -379,10 +402,11 @@ done
 echo TIMEOUT
 """
 
-# Kills the session and waits until none of its processes is left.
+# Kills the session and waits until none of its processes is left: every
+# process whose session is the run's, tools included (each leads a process
+# group of its own, under the module's guard), so the held call never runs.
 KILL = r"""
-pgid=$(cat {work}/pgid)
-kill -9 -$pgid 2>/dev/null
+sid=$(cat {work}/pgid)
 for i in $(seq 100); do
     left=""
     for s in /proc/[0-9]*/stat; do
@@ -390,9 +414,13 @@ for i in $(seq 100); do
         rest=${{st##*) }}; set -- $rest
         # A killed child of strace is reparented to the container's init,
         # which never reaps: a zombie is dead.
-        [ "$3" = "$pgid" ] && [ "$1" != Z ] && left="$left ${{s#/proc/}}"
+        [ "$4" = "$sid" ] && [ "$1" != Z ] && left="$left ${{s#/proc/}}"
     done
     [ -z "$left" ] && exit 0
+    # strace (the session leader) last: a held tracee whose tracer died
+    # first would go on and run the held call.
+    for p in $left; do [ "${{p%/stat}}" = "$sid" ] || kill -9 ${{p%/stat}} 2>/dev/null; done
+    kill -9 $sid 2>/dev/null
     sleep 0.1
 done
 echo "still alive:$left"; exit 1

@@ -433,6 +433,25 @@ def test_data_synced_before_rename_and_folder_after(kmod, regen, build):
     assert not problems, "\n".join(problems)
 
 
+def test_every_file_a_module_creates_is_new_unfollowed_and_private(kmod, regen, build):
+    """Issue 11, item 1 (a planted temporary name, local user to root): in
+    the module-scope logs of the normal runs, every file a module creates
+    is opened with O_CREAT|O_EXCL|O_NOFOLLOW and mode 0600."""
+    logs = {
+        "kmod_update install": kmod["install"][1],
+        "kmod_update absent": kmod["absent"][1],
+        "initramfs_regen": regen["logs"],
+        "aacraid_build": build["logs"],
+    }
+    problems, created = [], 0
+    for run, by_scope in logs.items():
+        calls = by_scope["module"]
+        created += sum(c.name in ("open", "openat") and "O_CREAT" in c.args for c in calls)
+        problems += [f"{run}: {p}" for p in crashlib.creation_problems(calls)]
+    assert created >= 4, f"the normal runs created only {created} files: the logs are not what they should be"
+    assert not problems, "\n".join(problems)
+
+
 # ---- concurrency ------------------------------------------------------------
 
 @pytest.fixture
@@ -513,6 +532,21 @@ def test_order_check_reads_logs_and_finds_missing_fsyncs():
     # Written again after the fsync: the fsync no longer covers the data.
     late = parse(SYNCED.replace('rename("/d/.f.tmp"', 'write(3</d/.f.tmp>, "more", 4) = 4\nrename("/d/.f.tmp"'))
     assert len(crashlib.fsync_order(late)) == 1
+
+
+def test_creation_check_reads_logs_and_finds_reused_or_followed_names():
+    fine = 'openat(AT_FDCWD</>, "/d/.f, x.tmp1.0", O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC, 0600) = 3</d/.f.tmp>'
+    assert crashlib.creation_problems(parse(fine)) == []
+    assert crashlib.creation_problems(parse('openat(AT_FDCWD</>, "/d", O_RDONLY|O_DIRECTORY) = 3</d>')) == []
+    bad = [
+        ("O_EXCL", fine.replace("|O_EXCL", "")),
+        ("O_NOFOLLOW", fine.replace("|O_NOFOLLOW", "")),
+        ("mode 0600 (mode 0644)", fine.replace("0600)", "0644)")),
+        ("creat", 'creat("/d/f", 0600) = 3</d/f>'),
+    ]
+    for what, line in bad:
+        [problem] = crashlib.creation_problems(parse(line))
+        assert what in problem, (what, problem)
 
 
 def test_tree_points_are_the_first_process_to_reach_each_count():

@@ -447,26 +447,37 @@ impl Host {
     /// Reads the regular file at `path` (not through a link there) and its
     /// permission bits; fails past `cap` bytes without reading further.
     pub fn read_capped(&self, path: &Path, cap: u64) -> Result<(Vec<u8>, u32)> {
-        (|| -> io::Result<(Vec<u8>, u32)> {
-            let file = fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(self.real_path(path))?;
-            let meta = file.metadata()?;
-            if !meta.is_file() {
-                return Err(io::Error::other("not a regular file"));
-            }
-            let mut data = Vec::new();
-            io::Read::take(&file, cap.saturating_add(1)).read_to_end(&mut data)?;
-            if data.len() as u64 > cap {
-                return Err(io::Error::other(format!(
-                    "larger than {} MiB, the limit",
-                    cap >> 20
-                )));
-            }
-            Ok((data, meta.mode() & 0o7777))
-        })()
-        .with_context(|| format!("cannot read {}", path.display()))
+        self.read_regular(path, cap, libc::O_NOFOLLOW)
+            .with_context(|| format!("cannot read {}", path.display()))
+    }
+
+    /// Reads a file the task names (a `src`): links followed, but only a
+    /// regular file, and at most `cap` bytes (a device, a pipe or a file
+    /// past the cap would fill memory; it fails with an error naming why).
+    pub fn read_input(&self, path: &Path, cap: u64) -> io::Result<Vec<u8>> {
+        self.read_regular(path, cap, 0).map(|(data, _)| data)
+    }
+
+    /// `O_NONBLOCK`: opening a pipe with no writer must not hang before the
+    /// check that refuses it.
+    fn read_regular(&self, path: &Path, cap: u64, flags: i32) -> io::Result<(Vec<u8>, u32)> {
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(flags | libc::O_NONBLOCK)
+            .open(self.real_path(path))?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(io::Error::other("not a regular file"));
+        }
+        let mut data = Vec::new();
+        io::Read::take(&file, cap.saturating_add(1)).read_to_end(&mut data)?;
+        if data.len() as u64 > cap {
+            return Err(io::Error::other(format!(
+                "larger than {} MiB, the limit",
+                cap >> 20
+            )));
+        }
+        Ok((data, meta.mode() & 0o7777))
     }
 
     /// Removes an empty directory and fsyncs its parent.
@@ -510,9 +521,11 @@ fn sync_parent(path: &Path) -> io::Result<()> {
     }
 }
 
-/// How long [`Host::lock_dir`] waits: longer than a slow initramfs rebuild
-/// of several kernels, short enough that a hung run is reported.
-pub const LOCK_WAIT: Duration = Duration::from_secs(20 * 60);
+/// How long [`Host::lock_dir`] waits: longer than initramfs_regen's default
+/// `timeout` of one tool run (30 minutes), so that a run holding the lock
+/// while its tool hangs has the tool killed and fails before a waiting run
+/// gives up; short enough that a hung run is reported.
+pub const LOCK_WAIT: Duration = Duration::from_secs(35 * 60);
 
 /// Who holds a `flock` on the file `dev`:`ino`, from `/proc/locks`
 /// (`1: FLOCK ADVISORY WRITE <pid> <major>:<minor>:<inode> 0 EOF`), as

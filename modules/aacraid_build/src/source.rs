@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use formats::archive::{self, Links};
 use formats::cpio::Member;
 use formats::dkms::{self, Conf};
+use formats::limits::ARCHIVE_MAX;
 use formats::modinfo::validate_name;
 use formats::path;
 use formats::rpm;
@@ -53,7 +54,7 @@ pub fn read(host: &Host, path: &Path, rpm_db: bool) -> Result<Source> {
         return from_tree(host, path);
     }
     let bytes = host
-        .read(path)
+        .read_input(path, ARCHIVE_MAX)
         .with_context(|| format!("cannot read the source {}", path.display()))?;
     let file_name = path
         .file_name()
@@ -191,7 +192,9 @@ fn tree_files(host: &Host, dir: &Path, prefix: &str) -> Result<Vec<Member>> {
             }
             linux_host::host::Kind::File if rel == LIST => {}
             linux_host::host::Kind::File => out.push(Member {
-                data: host.read(&entry.path)?,
+                data: host
+                    .read_input(&entry.path, ARCHIVE_MAX)
+                    .with_context(|| format!("cannot read {}", entry.path.display()))?,
                 mode: host.mode(&entry.path)? & path::MODE_MASK,
                 regular: true,
                 path: rel,

@@ -5,6 +5,7 @@ use super::*;
 use crate::tree::{Action, LIST};
 use ansible_protocol::testing::options;
 use formats::dkms::State as Dkms;
+use formats::limits::ARCHIVE_MAX;
 use linux_host::testing::root_with;
 use linux_host::Script;
 use serde_json::{json, Value};
@@ -352,6 +353,50 @@ fn bad_input_fails_before_any_change() {
             .starts_with("dkms is not installed on this host"),
         "{err:?}"
     );
+}
+
+/// A source that is a device or a pipe would be read for ever, one past the
+/// cap would fill memory: each is refused by name, before any command.
+#[test]
+fn sources_that_are_no_regular_file_or_too_large_are_refused() -> Result<()> {
+    let (dir, host) = host_with(&base_files(), dkms(""));
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.tgz"))?;
+    let made = std::process::Command::new("mkfifo")
+        .arg(dir.path().join("fifo.rpm"))
+        .status()?;
+    assert!(made.success());
+    std::fs::File::create(dir.path().join("huge.tgz"))?.set_len(ARCHIVE_MAX + 1)?;
+    std::fs::File::create(dir.path().join("src/huge.c"))?.set_len(ARCHIVE_MAX + 1)?;
+    for (src, why) in [
+        (
+            "/zero.tgz",
+            "cannot read the source /zero.tgz: not a regular file",
+        ),
+        (
+            "/fifo.rpm",
+            "cannot read the source /fifo.rpm: not a regular file",
+        ),
+        (
+            "/huge.tgz",
+            "cannot read the source /huge.tgz: larger than 256 MiB, the limit",
+        ),
+        (
+            "/src",
+            "cannot read /src/huge.c: larger than 256 MiB, the limit",
+        ),
+    ] {
+        let err = plan_error(&host, json!({"src": src, "kernels": [K]}));
+        assert!(
+            err.as_deref().unwrap_or("").contains(why),
+            "{err:?} / {why}"
+        );
+    }
+    assert!(
+        host.calls().iter().all(|c| c[0] == "dkms"),
+        "{:?}",
+        host.calls()
+    );
+    Ok(())
 }
 
 /// Attack (or a leftover): `/usr/src/<name>-<version>` is a link to a

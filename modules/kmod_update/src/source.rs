@@ -8,6 +8,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use formats::archive::{self, Kind, Links};
+use formats::limits::{ARCHIVE_MAX, MODULE_MAX};
 use formats::manifest::{self, Manifest};
 use formats::modinfo::{normalize, sha256_hex, ModInfo, EXTENSIONS};
 use linux_host::Host;
@@ -46,12 +47,14 @@ pub fn read(host: &Host, path: &Path, name: &str) -> Result<Source> {
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let bytes = host.read(path).map_err(|e| match e.kind() {
+    let is_artifact = file_name.ends_with(".tgz") || file_name.ends_with(".tar.gz");
+    let cap = if is_artifact { ARCHIVE_MAX } else { MODULE_MAX };
+    let bytes = host.read_input(path, cap).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => anyhow::anyhow!("src {} does not exist", path.display()),
         _ => anyhow::anyhow!("cannot read src {}: {e}", path.display()),
     })?;
     let shown = path.display().to_string();
-    let source = if file_name.ends_with(".tgz") || file_name.ends_with(".tar.gz") {
+    let source = if is_artifact {
         from_artifact(&shown, &bytes, name)?
     } else if let Some(extension) = extension_of(&file_name) {
         checked(shown, extension, bytes, None, name)?

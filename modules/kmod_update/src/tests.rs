@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use super::*;
 use ansible_protocol::testing::options;
 use formats::archive;
+use formats::limits::MODULE_MAX;
 use formats::modinfo::sha256_hex;
 use formats::testing::fake_module;
 use linux_host::testing::root_with;
@@ -171,6 +172,18 @@ fn refuses_bad_sources_before_anything() {
         ],
         INTREE,
     );
+    // A link to a device and a pipe (each would be read for ever), and a
+    // sparse file past the cap.
+    let root = host.real_path(Path::new("/root"));
+    std::os::unix::fs::symlink("/dev/zero", root.join("zero.ko")).expect("link");
+    let made = std::process::Command::new("mkfifo")
+        .arg(root.join("fifo.tgz"))
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    std::fs::File::create(root.join("huge.ko"))
+        .and_then(|f| f.set_len(MODULE_MAX + 1))
+        .expect("sparse file");
     let cases = [
         (json!({"src": "/root/missing.ko"}), "src /root/missing.ko does not exist"),
         (json!({"src": "/root/text.ko"}), "/root/text.ko is not an ELF kernel module"),
@@ -186,6 +199,18 @@ fn refuses_bad_sources_before_anything() {
         (json!({"src": "/root/good.ko", "dest": "../../etc"}), "dest must be a relative folder"),
         (json!({"src": "/root/good.ko", "dest": "kernel/drivers"}), "inside the kernel package's own files"),
         (json!({}), "src is required when state is present"),
+        (
+            json!({"src": "/root/zero.ko"}),
+            "cannot read src /root/zero.ko: not a regular file",
+        ),
+        (
+            json!({"src": "/root/fifo.tgz"}),
+            "cannot read src /root/fifo.tgz: not a regular file",
+        ),
+        (
+            json!({"src": "/root/huge.ko"}),
+            "cannot read src /root/huge.ko: larger than 64 MiB, the limit",
+        ),
         (
             json!({"src": "/root/good.ko", "remote_src": false}),
             "carried out by this module's action plugin",
