@@ -412,6 +412,27 @@ proptest! {
         let _ = modinfo::module_name_of_file(&name);
         let _ = modinfo::tree_of(std::path::Path::new(&name));
     }
+
+    /// `kmod -V` output: a feature is lacking exactly when the list names
+    /// it with `-`; junk around it changes nothing, and no text panics.
+    #[test]
+    fn kmod_version_features(
+        features in vec(("[A-Z]{2,6}", any::<bool>()), 0..8),
+        junk in "[ -~\n]{0,60}",
+        asked in "[A-Z]{2,6}",
+    ) {
+        let listed: Vec<String> = features
+            .iter()
+            .map(|(f, on)| format!("{}{f}", if *on { '+' } else { '-' }))
+            .collect();
+        let text = format!("kmod version 30\n{}\n", listed.join(" "));
+        let lacks = features.iter().any(|(f, on)| *f == asked && !on);
+        prop_assert_eq!(modinfo::kmod_lacks(&text, &asked), lacks);
+        let _ = modinfo::kmod_lacks(&junk, &asked);
+        for ext in modinfo::EXTENSIONS {
+            let _ = modinfo::compression_of(ext);
+        }
+    }
 }
 
 // ---------------------------------------------------------------- compression
