@@ -9,6 +9,7 @@ use std::io::{self, BufRead, Read};
 use serde::Serialize;
 
 use crate::limits::{Limit, MODULE_MAX};
+use crate::lz4::Lz4Reader;
 
 /// A compression format, named as the tools name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -22,12 +23,16 @@ pub enum Compression {
     Xz,
     /// Zstandard.
     Zstd,
-    /// Legacy LZMA ("lzma_alone"); recognised, not decoded.
+    /// Legacy LZMA ("lzma_alone", `lzma`).
     Lzma,
     /// bzip2; recognised, not decoded.
     Bzip2,
-    /// LZ4 legacy frames (the kernel's `lz4 -l`); recognised, not decoded.
+    /// LZ4 legacy frames (`lz4 -l`, what the kernel reads in an initramfs).
     Lz4,
+    /// LZ4 frames of the current format (`lz4` without `-l`), which the
+    /// kernel's initramfs decompressor does not read; recognised, not decoded.
+    #[serde(rename = "lz4-frame")]
+    Lz4Frame,
     /// LZO (lzop); recognised, not decoded.
     Lzo,
 }
@@ -40,8 +45,8 @@ impl Compression {
             (&[0x1f, 0x8b], Compression::Gzip),
             (&[0xfd, b'7', b'z', b'X', b'Z', 0x00], Compression::Xz),
             (&[0x28, 0xb5, 0x2f, 0xfd], Compression::Zstd),
-            (&[0x02, 0x21, 0x4c, 0x18], Compression::Lz4),
-            (&[0x04, 0x22, 0x4d, 0x18], Compression::Lz4),
+            (&crate::lz4::MAGIC, Compression::Lz4),
+            (&[0x04, 0x22, 0x4d, 0x18], Compression::Lz4Frame),
             (b"BZh", Compression::Bzip2),
             (&[0x89, b'L', b'Z', b'O'], Compression::Lzo),
             (&[0x5d, 0x00, 0x00], Compression::Lzma),
@@ -55,6 +60,21 @@ impl Compression {
     /// The longest magic [`Compression::sniff`] needs to see.
     pub const MAGIC_LEN: usize = 6;
 
+    /// The format's name in messages and facts.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Xz => "xz",
+            Compression::Zstd => "zstd",
+            Compression::Lzma => "lzma",
+            Compression::Bzip2 => "bzip2",
+            Compression::Lz4 => "lz4",
+            Compression::Lz4Frame => "lz4-frame",
+            Compression::Lzo => "lzo",
+        }
+    }
+
     /// Wraps `input` in a streaming decoder of one stream of this format
     /// (see [`Stream`]).
     pub(crate) fn stream(self, input: Raw) -> io::Result<Stream> {
@@ -66,11 +86,20 @@ impl Compression {
                 })?;
                 Stream::Zstd(Box::new(decoder))
             }
-            Compression::Xz => Stream::Xz(XzReader::new(input)?),
+            Compression::Xz => Stream::Threaded(Threaded::new(input, "xz", |i, o| {
+                lzma_rs::xz_decompress(i, o)
+            })?),
+            Compression::Lzma => Stream::Threaded(Threaded::new(input, "lzma", |i, o| {
+                lzma_rs::lzma_decompress(i, o)
+            })?),
+            Compression::Lz4 => Stream::Lz4(Box::new(Lz4Reader::new(input)?)),
             other => {
                 return Err(io::Error::new(
                     io::ErrorKind::Unsupported,
-                    format!("{other:?} compression is recognised but not supported"),
+                    format!(
+                        "{} compression is recognised but not supported",
+                        other.name()
+                    ),
                 ))
             }
         })
@@ -107,7 +136,8 @@ pub(crate) type Raw = Buffered<Box<dyn Read + Send>>;
 pub(crate) enum Stream {
     Gzip(flate2::bufread::GzDecoder<Raw>),
     Zstd(Box<ruzstd::decoding::StreamingDecoder<Raw, ruzstd::decoding::FrameDecoder>>),
-    Xz(XzReader),
+    Threaded(Threaded),
+    Lz4(Box<Lz4Reader>),
 }
 
 impl Stream {
@@ -117,9 +147,10 @@ impl Stream {
         match self {
             Stream::Gzip(d) => Ok(d.into_inner()),
             Stream::Zstd(d) => Ok(d.into_inner()),
-            Stream::Xz(d) => d
-                .rest
-                .ok_or_else(|| io::Error::other("the xz stream was not read to its end")),
+            Stream::Threaded(d) => d.rest.ok_or_else(|| {
+                io::Error::other(format!("the {} stream was not read to its end", d.format))
+            }),
+            Stream::Lz4(d) => d.finish(),
         }
     }
 }
@@ -129,42 +160,45 @@ impl Read for Stream {
         match self {
             Stream::Gzip(d) => d.read(buf),
             Stream::Zstd(d) => d.read(buf),
-            Stream::Xz(d) => d.read(buf),
+            Stream::Threaded(d) => d.read(buf),
+            Stream::Lz4(d) => d.read(buf),
         }
     }
 }
 
-/// lzma-rs decodes xz into a writer, not as a reader; this runs it on a
-/// thread feeding a pipe so xz streams can be read like the other formats,
-/// without holding the whole output in memory. The thread blocks while
-/// nobody reads, so a reader that stops (at a cap) stops it too; it hands
-/// its input back when the stream ends.
-pub(crate) struct XzReader {
+/// lzma-rs decodes xz and lzma into a writer, not as a reader; this runs it
+/// on a thread feeding a pipe so those streams can be read like the other
+/// formats, without holding the whole output in memory. The thread blocks
+/// while nobody reads, so a reader that stops (at a cap) stops it too; it
+/// hands its input back when the stream ends.
+pub(crate) struct Threaded {
+    format: &'static str,
     pipe: io::PipeReader,
     worker: Option<std::thread::JoinHandle<io::Result<Raw>>>,
     rest: Option<Raw>,
 }
 
-impl XzReader {
-    fn new(mut input: Raw) -> io::Result<Self> {
+type Decode = fn(&mut Raw, &mut io::PipeWriter) -> lzma_rs::error::Result<()>;
+
+impl Threaded {
+    fn new(mut input: Raw, format: &'static str, decode: Decode) -> io::Result<Self> {
         let (reader, mut writer) = io::pipe()?;
-        let worker = std::thread::spawn(move || {
-            match lzma_rs::xz_decompress(&mut input, &mut writer) {
-                Ok(()) => Ok(input),
-                // lzma-rs wants the input to end with the stream; what
-                // follows is the caller's (the next segment of an image).
-                Err(lzma_rs::error::Error::XzError(m))
-                    if m == "Unexpected data after last XZ block" =>
-                {
-                    Ok(input)
-                }
-                Err(e) => Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("xz: {e}"),
-                )),
+        let worker = std::thread::spawn(move || match decode(&mut input, &mut writer) {
+            Ok(()) => Ok(input),
+            // lzma-rs wants the input to end with the stream; what follows
+            // is the caller's (the next segment of an image).
+            Err(lzma_rs::error::Error::XzError(m))
+                if m == "Unexpected data after last XZ block" =>
+            {
+                Ok(input)
             }
+            Err(e) => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{format}: {e}"),
+            )),
         });
-        Ok(XzReader {
+        Ok(Threaded {
+            format,
             pipe: reader,
             worker: Some(worker),
             rest: None,
@@ -172,14 +206,14 @@ impl XzReader {
     }
 }
 
-impl Read for XzReader {
+impl Read for Threaded {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.pipe.read(buf)?;
         if n == 0 {
             if let Some(worker) = self.worker.take() {
-                let input = worker
-                    .join()
-                    .map_err(|_| io::Error::other("xz decoder thread panicked"))??;
+                let input = worker.join().map_err(|_| {
+                    io::Error::other(format!("{} decoder thread panicked", self.format))
+                })??;
                 self.rest = Some(input);
             }
         }

@@ -17,6 +17,7 @@ pub mod cpio;
 pub mod dkms;
 pub mod elf;
 pub mod limits;
+mod lz4;
 pub mod manifest;
 pub mod modinfo;
 pub mod path;

@@ -81,6 +81,34 @@ pub fn member(path: &str, data: &[u8]) -> crate::cpio::Member {
     }
 }
 
+/// `data` as an LZ4 legacy stream (`lz4 -l`) of literal-only blocks: a
+/// valid stream any decoder must read back, though not a compressed one.
+pub fn lz4_literals(data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x02, 0x21, 0x4c, 0x18];
+    for chunk in data.chunks(1 << 16) {
+        let mut block = vec![(chunk.len().min(15) as u8) << 4];
+        if let Some(mut left) = chunk.len().checked_sub(15) {
+            while left >= 255 {
+                block.push(255);
+                left -= 255;
+            }
+            block.push(left as u8);
+        }
+        block.extend_from_slice(chunk);
+        out.extend_from_slice(&(block.len() as u32).to_le_bytes());
+        out.extend_from_slice(&block);
+    }
+    out
+}
+
+/// `data` as a legacy LZMA stream (`lzma`).
+pub fn lzma(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Compressing into a Vec cannot fail.
+    let _ = lzma_rs::lzma_compress(&mut std::io::Cursor::new(data), &mut out);
+    out
+}
+
 /// gzip-compresses `data` (as dracut and initramfs-tools may compress images).
 pub fn gzip(data: &[u8]) -> Vec<u8> {
     use std::io::Write;

@@ -29,7 +29,7 @@ use formats::compress::{self, Compression};
 use formats::manifest::{self, Manifest};
 use formats::modinfo::{self, ModInfo, Resolution};
 use formats::path::MODE_MASK;
-use formats::testing::{cpio, fake_module, gzip};
+use formats::testing::{cpio, fake_module, gzip, lz4_literals, lzma};
 use formats::{arcconf, cpio as cpio_walk, dkms, elf, rpm};
 
 // ---------------------------------------------------------------- helpers
@@ -124,11 +124,13 @@ fn zstd(data: &[u8]) -> Vec<u8> {
 
 /// Compresses with the format picked by `which` (0 none, 1 gzip, 2 xz, 3 zstd).
 fn compressed(which: u8, data: &[u8]) -> Vec<u8> {
-    match which % 4 {
+    match which % 6 {
         0 => data.to_vec(),
         1 => gzip(data),
         2 => xz(data),
-        _ => zstd(data),
+        3 => zstd(data),
+        4 => lzma(data),
+        _ => lz4_literals(data),
     }
 }
 
@@ -441,7 +443,7 @@ proptest! {
     #![proptest_config(harness::config(300))]
 
     #[test]
-    fn decompression_round_trips(data in bytes(4096), which in 1u8..4) {
+    fn decompression_round_trips(data in bytes(4096), which in 1u8..6) {
         let packed = compressed(which, &data);
         prop_assert_eq!(compress::decode_all(packed).expect("round trip"), data);
     }
@@ -449,7 +451,7 @@ proptest! {
     #[test]
     fn decompression_of_damaged_streams(
         data in bytes(2048),
-        which in 1u8..4,
+        which in 1u8..6,
         damage in flips(),
         cut in any::<Index>(),
     ) {
