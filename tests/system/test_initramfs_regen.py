@@ -539,3 +539,43 @@ def test_a_redhat_family_host_gets_the_redhat_variables(version, tmp_path):
     assert [Path(f).relative_to(REPO) for f in loaded["ansible_included_var_files"]] == [
         Path("roles/aacraid_platform/vars/RedHat.yml")], loaded
     assert task_named(out, "Show what it set")["msg"] == {"__aacraid_platform_os_family": "RedHat", **redhat}
+
+
+HOOK = """#!/bin/sh
+echo "$1 $2 $(sha256sum < "$2" | cut -d' ' -f1)" >> /root/hooks.log
+"""
+
+
+def test_post_update_hooks_see_each_new_image(artifacts):
+    """update-initramfs runs /etc/initramfs/post-update.d after it writes an
+    image (hooks that copy it to an EFI system partition for systemd-boot);
+    initramfs_regen ran mkinitramfs itself and skipped them. Each hook now
+    gets the kernel and the image once the checked image is in place, a
+    run with nothing to do runs none, and a failing hook fails the task,
+    whose message says the new image is in place."""
+    with Lab("initramfs-tools") as lab:
+        lab.put_artifacts(artifacts)
+        new, old = lab.kernels
+        image = f"/boot/initrd.img-{new}"
+        lab.sh(f"mkdir -p /etc/initramfs/post-update.d && cat > /etc/initramfs/post-update.d/zz-copy <<'EOF'\n{HOOK}EOF\n"
+               "chmod 755 /etc/initramfs/post-update.d/zz-copy")
+        assert lab.module("kmod_update", src=f"/root/{new}.tgz")["changed"] is True
+        done = lab.module("initramfs_regen", kernels=[new, old])
+        assert not done.get("failed"), done["msg"]
+        assert [k["rebuilt"] for k in done["kernels"]] == [True, False], done
+        assert lab.sh("cat /root/hooks.log").splitlines() == [f"{new} {image} {file_sha256(lab, image)}"]
+        again = lab.module("initramfs_regen", kernels=[new, old])
+        assert again["changed"] is False, again
+        assert len(lab.sh("cat /root/hooks.log").splitlines()) == 1
+        lab.sh("printf '#!/bin/sh\\necho no ESP mounted >&2\\nexit 3\\n' > /etc/initramfs/post-update.d/zz-fail && "
+               "chmod 755 /etc/initramfs/post-update.d/zz-fail")
+        failed = lab.module("initramfs_regen", kernels=[new], force=True)
+        assert failed.get("failed") is True, failed
+        assert f"the new image {image} of kernel {new} is in place and was checked, but the hooks in " \
+               "/etc/initramfs/post-update.d failed" in failed["msg"], failed["msg"]
+        assert "no ESP mounted" in failed["msg"], failed["msg"]
+        assert f"already replaced by checked new images: {image}" in failed["msg"], failed["msg"]
+        log = lab.sh("cat /root/hooks.log").splitlines()
+        assert log[1:] == [f"{new} {image} {file_sha256(lab, image)}"], log
+        facts = lab.module("raid_driver_facts", kernels=[new], gather_subset=["modules", "initramfs"])
+        assert facts["ansible_facts"]["raid_driver"]["kernels"][0]["initramfs"]["matches_resolved"] is True

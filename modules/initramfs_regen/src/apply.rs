@@ -4,17 +4,20 @@
 //! written over the old image through an exclusive temporary file beside
 //! it (after an optional `.bak` link). Whatever writes to the tool's output
 //! after the check (an orphaned tool of a killed run cannot: it writes in
-//! its own folder) does not reach `/boot`.
+//! its own folder) does not reach `/boot`. An image made by initramfs-tools
+//! is then handed to its post-update hooks, as `update-initramfs` does.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 use formats::limits::IMAGE_MAX;
 use linux_host::initramfs::module_files_in;
-use linux_host::Host;
+use linux_host::{Cmd, Host};
 
 use crate::leftovers::{STAGE_PARENT, STAGE_PREFIX};
+use crate::options::Tool;
 use crate::plan::{Inside, KernelPlan, Plan};
 
 /// Regenerates `k`'s image, checks it, swaps it in; returns what the new
@@ -70,6 +73,51 @@ pub fn rebuild(host: &Host, plan: &Plan, k: &KernelPlan) -> Result<(Vec<Inside>,
     }
     host.write_atomic_as_root(&k.image, bytes.as_ref(), k.old_mode.unwrap_or(made_mode))?;
     Ok((inside, backup))
+}
+
+/// Where initramfs-tools keeps the hooks `update-initramfs` runs after it
+/// writes an image (copies to an EFI system partition for systemd-boot, for
+/// example).
+pub const POST_UPDATE_HOOKS: &str = "/etc/initramfs/post-update.d";
+
+/// After an image made by initramfs-tools is in place, runs its post-update
+/// hooks as `update-initramfs` does (`run-parts --arg=<kver>
+/// --arg=<image>`), under the tool's timeout. dracut has no such hooks.
+pub fn post_update_hooks(host: &Host, plan: &Plan, k: &KernelPlan) -> Result<()> {
+    let hooks = Path::new(POST_UPDATE_HOOKS);
+    if plan.tool != Tool::InitramfsTools || !host.is_dir(hooks) {
+        return Ok(());
+    }
+    let mut cmd = Cmd::new("run-parts")
+        .arg(format!("--arg={}", k.kernel))
+        .arg(format!("--arg={}", k.image.display()))
+        .arg(hooks);
+    if plan.timeout != 0 {
+        cmd = cmd.timeout(Duration::from_secs(plan.timeout));
+    }
+    let failed = |why: String| {
+        format!(
+            "the new image {} of kernel {} is in place and was checked, but the hooks in {POST_UPDATE_HOOKS} \
+             {why}; run them again (`run-parts --arg={} --arg={} {POST_UPDATE_HOOKS}`) or set force: true",
+            k.image.display(),
+            k.kernel,
+            k.kernel,
+            k.image.display()
+        )
+    };
+    let out = host
+        .run(&cmd)
+        .with_context(|| failed("did not finish".to_string()))?;
+    if !out.success() {
+        let error = out.failure(&cmd);
+        let why = format!(
+            "failed (rc {}); last lines of their output:\n{}",
+            error.rc,
+            error.tail(20)
+        );
+        return Err(anyhow::Error::new(error).context(failed(why)));
+    }
+    Ok(())
 }
 
 /// The new image must hold every named module at the resolved path with

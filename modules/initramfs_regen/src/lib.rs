@@ -66,7 +66,7 @@ impl Module for InitramfsRegen {
                 continue;
             }
             let started = Instant::now();
-            let (inside, backup) = apply::rebuild(host, &plan, k).with_context(|| {
+            let replaced = |results: &[KernelResult]| {
                 let done: Vec<String> = results
                     .iter()
                     .filter(|r| r.rebuilt)
@@ -80,9 +80,12 @@ impl Module for InitramfsRegen {
                         done.join(", ")
                     )
                 }
-            })?;
+            };
+            let (inside, backup) =
+                apply::rebuild(host, &plan, k).with_context(|| replaced(&results))?;
             let seconds = started.elapsed().as_secs_f64();
             results.push(KernelResult::new(k, true, inside, backup, Some(seconds)));
+            apply::post_update_hooks(host, &plan, k).with_context(|| replaced(&results))?;
         }
         Ok(report(plan, results, "removed", "rebuilt"))
     }
