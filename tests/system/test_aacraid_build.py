@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from lablib import (ANSIBLE, BROKEN_VERSION, MODULE_VERSION, REPO, VENDOR_VERSION, Lab, driver_rpm, file_stamps,
+from lablib import (ANSIBLE, BROKEN_VERSION, MODULE_VERSION, NEWEST, REPO, VENDOR_VERSION, Lab, driver_rpm, file_stamps,
                     inventory, make_vendor_package, playbook, run_ansible, task_results)
 
 VERSION = VENDOR_VERSION
@@ -502,3 +502,26 @@ def test_artifacts_are_rewritten_only_when_their_content_changes(lab):
     assert now[edited][1] == stamps[edited][1], "the rewritten artifact holds other bytes than the build gives"
     assert now[edited][0] != tampered[0]
     assert run_module(lab, **options)["changed"] is False
+
+
+def test_the_build_host_role_installs_missing_headers_on_a_host_with_empty_package_lists(vendor_packages, tmp_path):
+    """roles/aacraid_build_host installs the headers of a kernel that has
+    none. It ran `apt-get install` alone, which on a host with empty or old
+    package lists (fresh images, containers; the lab's are empty) fails with
+    "Couldn't find any package". Here one kernel's headers are removed; the
+    role refreshes the lists, installs them from the Debian mirror and
+    builds for that kernel; the second run has nothing to do."""
+    with Lab("initramfs-tools") as lab:
+        k = lab.kernels[1]
+        lab.sh(f"dpkg -r linux-headers-{k} && rm -rf /var/lib/apt/lists/* && test ! -e /lib/modules/{k}/build")
+        inv = inventory(tmp_path, lab)
+        fetch_dir = tmp_path / "artifacts"
+        role_vars = {"package": vendor_packages["good"], "kernels": [k], "fetch_dir": str(fetch_dir)}
+        out, _ = run_ansible(NEWEST, "ansible-playbook", "-i", inv, playbook("build_host_role"), extra_vars=role_vars)
+        [headers] = [t["hosts"]["lab"] for t in out["plays"][0]["tasks"]
+                     if t["task"]["name"] == "aacraid_build_host : Install missing kernel headers"]
+        assert headers["changed"] is True, headers
+        assert lab.sh(f"dpkg-query -W -f='${{Status}}' linux-headers-{k}") == "install ok installed"
+        assert (fetch_dir / f"aacraid-{VERSION}-{k}.tgz").is_file(), sorted(fetch_dir.iterdir())
+        again, _ = run_ansible(NEWEST, "ansible-playbook", "-i", inv, playbook("build_host_role"), extra_vars=role_vars)
+        assert again["stats"]["lab"]["changed"] == 0, again["stats"]
