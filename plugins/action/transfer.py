@@ -110,6 +110,12 @@ class ActionModule(ActionBase):
         del tmp
         args = dict(self._task.args)
         fetch_dir = args.pop("fetch_dir", None)
+        if fetch_dir and not args.get("artifacts_dir"):
+            # Refused before the module runs: the build would change the host
+            # and then have nothing to fetch.
+            return {"failed": True, "changed": False,
+                    "msg": "fetch_dir needs artifacts_dir: the folder on the build host the artifacts are written to, "
+                           "and fetched from"}
         try:
             if not boolean(args.get("remote_src", True), strict=False) and args.get("src"):
                 args["src"] = self._upload(args["src"])

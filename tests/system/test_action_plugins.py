@@ -268,3 +268,25 @@ def test_check_mode_refuses_a_lying_result_too(version, liar, tmp_path):
     assert proc.returncode != 0
     assert f"only '{remote_artifact(liar, k0)}' is fetched" in task["msg"], task["msg"]
     assert local_state(tmp_path / "controller") == before
+
+
+@pytest.mark.parametrize("check_mode", [True, False])
+def test_fetch_dir_without_artifacts_dir_is_refused_before_the_build(vendor_packages, tmp_path, check_mode):
+    """fetch_dir without artifacts_dir (the sidecar says it needs it): the
+    module used to build first, changing the build host, and then had no
+    artifact to fetch. The plugin now refuses the task before the module
+    runs: the host's trees and the controller are as they were."""
+    trees = ("/usr/src", "/var/lib/dkms", "/lib/modules")
+    with Lab("dracut") as lab:
+        lab.put(vendor_packages["good"], "/root/good.tgz")
+        before = lab.tree_hash(*trees)
+        fetch_dir = tmp_path / "fetched"
+        args = json.dumps({"src": "/root/good.tgz", "kernels": ["all"], "fetch_dir": str(fetch_dir)})
+        out, proc = run_ansible(next(iter(ANSIBLE)), "ansible", "lab", "-i", inventory(tmp_path, lab),
+                                "-m", "aacraid_build", "-a", args, *(["--check"] if check_mode else []), check=False)
+        result = task_results(out)["lab"]
+        assert proc.returncode != 0
+        assert result["failed"] is True and result["changed"] is False
+        assert result["msg"].startswith("fetch_dir needs artifacts_dir"), result["msg"]
+        assert lab.tree_hash(*trees) == before
+        assert not fetch_dir.exists()
