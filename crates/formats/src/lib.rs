@@ -20,6 +20,7 @@ pub mod limits;
 mod lz4;
 pub mod manifest;
 pub mod modinfo;
+pub mod modsig;
 pub mod path;
 pub mod rpm;
 #[cfg(any(test, feature = "testing"))]

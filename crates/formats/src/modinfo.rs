@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::compress;
 use crate::elf;
+use crate::modsig;
 
 /// Module file extensions kmod reads, longest first.
 pub const EXTENSIONS: &[&str] = &[".ko.xz", ".ko.zst", ".ko.gz", ".ko"];
@@ -86,6 +87,9 @@ pub struct ModInfo {
     pub srcversion: Option<String>,
     /// `vermagic=`: the kernel release and options it was built for.
     pub vermagic: Option<String>,
+    /// The signature appended to the file (`null`: unsigned), see
+    /// [`crate::modsig`].
+    pub signature: Option<modsig::Signature>,
 }
 
 impl ModInfo {
@@ -104,6 +108,7 @@ impl ModInfo {
             version: get("version"),
             srcversion: get("srcversion"),
             vermagic: get("vermagic"),
+            signature: modsig::of(&elf),
         })
     }
 

@@ -30,7 +30,7 @@ use formats::manifest::{self, Manifest};
 use formats::modinfo::{self, ModInfo, Resolution};
 use formats::path::MODE_MASK;
 use formats::testing::{cpio, fake_module, gzip, lz4_literals, lzma};
-use formats::{arcconf, cpio as cpio_walk, dkms, elf, rpm};
+use formats::{arcconf, cpio as cpio_walk, dkms, elf, modsig, rpm};
 
 // ---------------------------------------------------------------- helpers
 
@@ -434,6 +434,44 @@ proptest! {
         for ext in modinfo::EXTENSIONS {
             let _ = modinfo::compression_of(ext);
         }
+    }
+}
+
+// ---------------------------------------------------------------- module signatures
+
+/// A signed module written by the kernel's sign-file (see modsig's tests).
+fn signed_fixture() -> Vec<u8> {
+    std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/modsig/small-sha256.bin"
+    ))
+    .expect("fixture")
+}
+
+proptest! {
+    #![proptest_config(harness::config(1500))]
+
+    /// Any trailer: a signature, a failure naming the problem, never a panic.
+    #[test]
+    fn modsig_random_trailers(body in bytes(400), info in vec(any::<u8>(), 12), marker in any::<bool>()) {
+        let mut data = body;
+        data.extend(info);
+        if marker {
+            data.extend_from_slice(modsig::MARKER);
+        }
+        let _ = modsig::read(&data);
+    }
+
+    /// A real signature with bytes flipped or cut anywhere.
+    #[test]
+    fn modsig_damaged_signatures(damage in flips(), cut in any::<Index>()) {
+        let mut data = signed_fixture();
+        let body = data.len() - modsig::MARKER.len();
+        apply_flips(&mut data[..body], &damage);
+        let _ = modsig::read(&data);
+        let mut tail = data[cut.index(data.len() + 1)..].to_vec();
+        tail.splice(0..0, [0u8; 3]);
+        let _ = modsig::read(&tail);
     }
 }
 

@@ -211,6 +211,7 @@ impl Serialize for Resolved {
             srcversion: Option<&'a str>,
             vermagic: Option<&'a str>,
             sha256: Option<&'a str>,
+            signature: Option<&'a formats::modsig::Signature>,
         }
         let info = self.file.as_ref().map(|f| &f.info);
         Shown {
@@ -221,6 +222,7 @@ impl Serialize for Resolved {
             srcversion: info.and_then(|i| i.srcversion.as_deref()),
             vermagic: info.and_then(|i| i.vermagic.as_deref()),
             sha256: self.sha256(),
+            signature: info.and_then(|i| i.signature.as_ref()),
         }
         .serialize(serializer)
     }
