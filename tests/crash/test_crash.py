@@ -415,15 +415,20 @@ def test_aacraid_build_recovers_from_every_kill_point(build):
 
 # ---- the order of the calls in a normal run ----------------------------------------
 
-def test_data_synced_before_rename_and_folder_after(kmod, regen, build):
-    """The module's own calls (module-scope logs of the normal runs): each
-    renamed file fsynced before, its folder after every rename and unlink."""
-    logs = {
+def normal_run_logs(kmod, regen, build):
+    """The strace logs (by scope) of the enumeration runs, by run."""
+    return {
         "kmod_update install": kmod["install"][1],
         "kmod_update absent": kmod["absent"][1],
         "initramfs_regen": regen["logs"],
         "aacraid_build": build["logs"],
     }
+
+
+def test_data_synced_before_rename_and_folder_after(kmod, regen, build):
+    """The module's own calls (module-scope logs of the normal runs): each
+    renamed file fsynced before, its folder after every rename and unlink."""
+    logs = normal_run_logs(kmod, regen, build)
     problems, renames = [], 0
     for run, by_scope in logs.items():
         renames += sum(c.name in crashlib.RENAMES for c in by_scope["module"])
@@ -440,12 +445,7 @@ def test_every_file_a_module_creates_is_new_unfollowed_and_private(kmod, regen, 
     """Issue 11, item 1 (a planted temporary name, local user to root): in
     the module-scope logs of the normal runs, every file a module creates
     is opened with O_CREAT|O_EXCL|O_NOFOLLOW and mode 0600."""
-    logs = {
-        "kmod_update install": kmod["install"][1],
-        "kmod_update absent": kmod["absent"][1],
-        "initramfs_regen": regen["logs"],
-        "aacraid_build": build["logs"],
-    }
+    logs = normal_run_logs(kmod, regen, build)
     problems, created = [], 0
     for run, by_scope in logs.items():
         calls = by_scope["module"]
