@@ -261,9 +261,9 @@ fn poll_readable(fds: &[BorrowedFd<'_>], wait: Option<Duration>) -> io::Result<V
 /// group, forks the process that runs the program, waits for it and exits
 /// with its exit code (128 plus the signal's number when a signal ended it,
 /// the code [`Pipes::output`] gives). The kernel sends the guard `SIGTERM`
-/// when the module's thread that started it ends (`PR_SET_PDEATHSIG`; modules
-/// run their commands from their main thread), and the guard then kills its
-/// whole group: a killed module leaves neither the tool nor what the tool
+/// when the module's thread that started it ends (`PR_SET_PDEATHSIG`; a
+/// thread waits for the command it started, so before that only the
+/// module's death ends it), and the guard then kills its whole group: a killed module leaves neither the tool nor what the tool
 /// started (compressors under dracut, make under dkms) writing on. The tool
 /// itself gets `SIGKILL` if the guard dies. A module or guard that died
 /// before its child's `prctl` is caught by the parent checks. The guard
