@@ -559,6 +559,13 @@ class Tally:
         return "\n".join(lines)
 
 
+def only(points):
+    """The points whose label matches CRASH_ONLY (a regular expression), to
+    try a few points again; all of them when it is not set."""
+    pattern = os.environ.get("CRASH_ONLY")
+    return points if not pattern else [p for p in points if re.search(pattern, p.label())]
+
+
 def sweep_size(default):
     """Points per scenario: `default` in `make test` (or CRASH_SAMPLE),
     every point with CRASH_SWEEP=full (`make crash`)."""
