@@ -13,6 +13,7 @@ use formats::modinfo::{sha256_hex, Resolution};
 use linux_host::kmod::{Lookup, ModuleFile, Resolved};
 use linux_host::{Cmd, Host};
 
+use crate::artifact;
 use crate::options::State;
 use crate::plan::{KernelPlan, Plan, Write};
 use crate::report::{Artifact, KernelResult, ModuleNow};
@@ -22,6 +23,9 @@ use crate::tree::{self, LIST, STAGING};
 pub fn apply(plan: &Plan, host: &Host) -> Result<Vec<KernelResult>> {
     for dir in &plan.leftovers {
         tree::remove_leftover(host, dir)?;
+    }
+    for file in &plan.artifact_leftovers {
+        artifact::remove_leftover(host, file, &plan.name)?;
     }
     let base = |action: &str| {
         Cmd::new("dkms")

@@ -179,3 +179,46 @@ impl Build<'_> {
         archive::write_tar_gz(&entries)
     }
 }
+
+/// The temporary artifact files killed runs left in `dir`
+/// (`.<name>-<version>-<kernel>.tgz.tmp<pid>.<n>`, what an interrupted
+/// atomic write leaves): regular files of this package's artifacts only.
+/// Runs are serialised by the lock on `/usr/src`, so none is being written.
+pub fn leftovers(host: &Host, dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
+    if !host.is_dir(dir) {
+        return Ok(Vec::new());
+    }
+    Ok(host
+        .read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .into_iter()
+        .filter(|e| e.kind == linux_host::host::Kind::File && is_leftover_of(&e.name, name))
+        .map(|e| e.path)
+        .collect())
+}
+
+/// Whether `file` is `.<name>-<...>.tgz.tmp<pid>.<n>`.
+fn is_leftover_of(file: &str, name: &str) -> bool {
+    file.strip_prefix('.')
+        .and_then(|rest| rest.rsplit_once(".tmp"))
+        .is_some_and(|(target, _)| {
+            target.starts_with(&format!("{name}-"))
+                && target.ends_with(".tgz")
+                && linux_host::host::is_temp_name_of(file, target)
+        })
+}
+
+/// Removes a temporary artifact file a killed run left.
+pub fn remove_leftover(host: &Host, path: &Path, name: &str) -> Result<()> {
+    let file = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if !is_leftover_of(&file, name) {
+        anyhow::bail!(
+            "{} is not a temporary artifact of aacraid_build",
+            path.display()
+        );
+    }
+    host.remove_file(path)
+}

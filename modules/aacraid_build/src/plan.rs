@@ -73,6 +73,8 @@ pub struct Plan {
     pub(crate) version: String,
     pub(crate) modules: Vec<String>,
     pub(crate) leftovers: Vec<PathBuf>,
+    /// Temporary artifact files killed runs left in `artifacts_dir`.
+    pub(crate) artifact_leftovers: Vec<PathBuf>,
     pub(crate) tree: Option<TreePlan>,
     pub(crate) source_described: Option<String>,
     /// `dkms remove --all` first: what DKMS built came from another tree.
@@ -104,6 +106,7 @@ impl Plan {
             .as_ref()
             .is_some_and(|t| t.shown.action != Action::Current)
             || !self.leftovers.is_empty()
+            || !self.artifact_leftovers.is_empty()
             || self.discard
             || self.add
             || self.remove_all
@@ -173,6 +176,10 @@ pub fn plan(options: Options, host: &Host) -> Result<Plan> {
             );
         }
     }
+    let artifact_leftovers = match &artifacts_dir {
+        Some(dir) => artifact::leftovers(host, dir, &name)?,
+        None => Vec::new(),
+    };
     let source_described = source.as_ref().map(|s| s.described.clone());
     let tree = match source {
         Some(s) if options.state != State::Absent => {
@@ -251,6 +258,7 @@ pub fn plan(options: Options, host: &Host) -> Result<Plan> {
         version,
         modules,
         leftovers,
+        artifact_leftovers,
         tree,
         source_described,
         discard,

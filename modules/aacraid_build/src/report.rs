@@ -108,7 +108,7 @@ pub fn report(plan: &Plan, kernels: Vec<KernelResult>, changed: bool) -> Respons
                 .as_ref()
                 .is_some_and(|t| matches!(t.shown.action, Action::Installed | Action::Replaced)),
             source_tree: plan.tree.as_ref().map(|t| t.shown.clone()),
-            staging_removed: plan.leftovers.clone(),
+            staging_removed: [&plan.leftovers[..], &plan.artifact_leftovers[..]].concat(),
             discarded: plan.discard,
             added: plan.add,
             kernels,
@@ -152,6 +152,16 @@ fn message(plan: &Plan, kernels: &[KernelResult]) -> Option<String> {
                 "repair: {why}; reinstall (dkms uninstall, then install)"
             ));
         }
+    }
+    if !plan.artifact_leftovers.is_empty() {
+        said.push(format!(
+            "temporary artifacts left by killed runs are removed: {}",
+            plan.artifact_leftovers
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
     if !plan.leftovers.is_empty() {
         said.push(format!(

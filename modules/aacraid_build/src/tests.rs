@@ -271,6 +271,42 @@ fn an_install_the_kernel_does_not_resolve_is_repaired() -> Result<()> {
     Ok(())
 }
 
+/// A killed run's temporary artifact (the full crash sweep found it left
+/// for good) is found at plan time and removed; other files stay.
+#[test]
+fn leftover_temporary_artifacts_are_planned_for_removal() -> Result<()> {
+    let mut files = base_files();
+    let leftover = format!("/out/.aacraid-1.0-{K}.tgz.tmp4242.0");
+    files.push((leftover.as_str(), b"half"));
+    files.push(("/out/.other-1.0-x.tgz.tmp1.0", b""));
+    files.push(("/out/.aacraid-1.0-x.tgz.tmpx.0", b""));
+    files.push(("/out/aacraid-1.0-x.tgz", b""));
+    let (dir, host) = host_with(&files, dkms(""));
+    let plan = AacraidBuild::plan(
+        options(json!({"src": "/src", "kernels": [K], "state": "built", "artifacts_dir": "/out"})),
+        &Context::default(),
+        &host,
+    )?;
+    assert_eq!(
+        plan.artifact_leftovers,
+        [std::path::PathBuf::from(&leftover)]
+    );
+    let msg = AacraidBuild::preview(plan, &Context::default())
+        .msg
+        .unwrap_or_default();
+    assert!(
+        msg.contains(&format!(
+            "temporary artifacts left by killed runs are removed: {leftover}"
+        )),
+        "{msg}"
+    );
+    assert!(
+        dir.path().join(&leftover[1..]).exists(),
+        "check mode removes nothing"
+    );
+    Ok(())
+}
+
 /// Staging folders of a killed run are found at plan time and removed.
 #[test]
 fn leftover_staging_folders_are_planned_for_removal() -> Result<()> {
