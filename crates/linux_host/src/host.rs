@@ -595,6 +595,15 @@ pub fn is_temp_name_of(name: &str, target: &str) -> bool {
         .is_some_and(|(pid, n)| numbers(pid) && numbers(n))
 }
 
+/// The `target` a temporary name of [`Host::write_atomic`] stands for
+/// (`.<target>.tmp<pid>.<n>` gives `<target>`), or `None` for any other name.
+pub fn temp_target(name: &str) -> Option<&str> {
+    name.strip_prefix('.')
+        .and_then(|rest| rest.rsplit_once(".tmp"))
+        .map(|(target, _)| target)
+        .filter(|target| is_temp_name_of(name, target))
+}
+
 /// Creates `.<name>.tmp<pid>.<n>` in `dir`, a file no one else had: the
 /// exclusive create fails on anything already there, a symlink included,
 /// and the file stays mode 0600 until its writer gives it its final mode.
@@ -682,14 +691,20 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let host = Host::scripted(dir.path(), Script::new());
         let (tmp, _file) = create_temp(dir.path(), std::ffi::OsStr::new("initrd.img-6.1"))?;
-        let name = tmp.file_name().map(|n| n.to_string_lossy().into_owned());
-        assert!(is_temp_name_of(&name.unwrap_or_default(), "initrd.img-6.1"));
+        let name = tmp
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        assert!(is_temp_name_of(&name, "initrd.img-6.1"));
+        assert_eq!(temp_target(&name), Some("initrd.img-6.1"));
+        assert_eq!(temp_target(".a.tmp.tgz.tmp12.3"), Some("a.tmp.tgz"));
         for theirs in [
             ".initrd.img-6.1.tmp",
             ".initrd.img-6.1.tmp1",
             "initrd.img-6.1.tmp1.0",
         ] {
             assert!(!is_temp_name_of(theirs, "initrd.img-6.1"), "{theirs}");
+            assert_eq!(temp_target(theirs), None, "{theirs}");
         }
         fs::write(dir.path().join("image"), b"12345")?;
         fs::set_permissions(dir.path().join("image"), fs::Permissions::from_mode(0o640))?;

@@ -199,13 +199,8 @@ pub fn leftovers(host: &Host, dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
 
 /// Whether `file` is `.<name>-<...>.tgz.tmp<pid>.<n>`.
 fn is_leftover_of(file: &str, name: &str) -> bool {
-    file.strip_prefix('.')
-        .and_then(|rest| rest.rsplit_once(".tmp"))
-        .is_some_and(|(target, _)| {
-            target.starts_with(&format!("{name}-"))
-                && target.ends_with(".tgz")
-                && linux_host::host::is_temp_name_of(file, target)
-        })
+    linux_host::host::temp_target(file)
+        .is_some_and(|target| target.starts_with(&format!("{name}-")) && target.ends_with(".tgz"))
 }
 
 /// Removes a temporary artifact file a killed run left.

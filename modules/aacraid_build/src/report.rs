@@ -156,22 +156,23 @@ fn message(plan: &Plan, kernels: &[KernelResult]) -> Option<String> {
     if !plan.artifact_leftovers.is_empty() {
         said.push(format!(
             "temporary artifacts left by killed runs are removed: {}",
-            plan.artifact_leftovers
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            joined(&plan.artifact_leftovers)
         ));
     }
     if !plan.leftovers.is_empty() {
         said.push(format!(
             "staging folders left by killed runs are removed: {}",
-            plan.leftovers
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            joined(&plan.leftovers)
         ));
     }
     (!said.is_empty()).then(|| said.join("; "))
+}
+
+/// Paths as a message lists them.
+fn joined(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -11,7 +11,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use linux_host::host::{is_temp_name_of, Kind};
+use linux_host::host::{temp_target, Kind};
 use linux_host::kernel::validate_release;
 use linux_host::Host;
 
@@ -80,8 +80,7 @@ fn is_temp_image(name: &str) -> bool {
     if let Some(image) = rest.strip_suffix(".initramfs_regen") {
         return is_image_name(image);
     }
-    rest.rsplit_once(".tmp")
-        .is_some_and(|(image, _)| is_image_name(image) && is_temp_name_of(name, image))
+    temp_target(name).is_some_and(is_image_name)
 }
 
 /// One of the names `linux_host::initramfs::image_candidates` gives.
