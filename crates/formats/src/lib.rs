@@ -1,7 +1,8 @@
 //! Pure decoders and encoders of the bytes our modules meet: vendor
 //! archives and rpm packages, initramfs cpio archives and their
 //! compressions, the `.modinfo` section of kernel modules, the text that
-//! `dkms`, `arcconf` and `modinfo -n` print, and artifact manifests.
+//! `dkms`, `arcconf` and `modinfo -n` print, module signatures and the
+//! texts that say whether a kernel enforces them, and artifact manifests.
 //!
 //! Nothing here touches a host: every function takes bytes or text and
 //! returns values, so each decoder can be tested (and fuzzed) alone. All
@@ -23,5 +24,6 @@ pub mod modinfo;
 pub mod modsig;
 pub mod path;
 pub mod rpm;
+pub mod signing;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

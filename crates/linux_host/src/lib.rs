@@ -4,8 +4,9 @@
 //! [`Host`], which tests can root in a temporary directory and script. On
 //! top of it sit the facts of the kernel-module world that need the host
 //! (kernels, which file a kernel resolves, initramfs images, depmod's
-//! configuration, loaded modules, PCI devices, mounts). Decoding bytes and
-//! text is the pure `formats` crate's business.
+//! configuration, loaded modules, PCI devices, mounts, signature
+//! enforcement). Decoding bytes and text is the pure `formats` crate's
+//! business.
 
 pub mod command;
 pub mod depmod;
@@ -17,6 +18,7 @@ pub mod loaded;
 pub mod mounts;
 pub mod pci;
 mod run;
+pub mod signing;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 

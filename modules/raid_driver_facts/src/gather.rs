@@ -3,6 +3,7 @@
 //! images is the costly part), then the host-wide families.
 
 use linux_host::kernel::{self, KernelSpec};
+use linux_host::signing::HostSigning;
 use linux_host::{loaded, pci, Host};
 
 use crate::boot::{next_boot, reboot};
@@ -48,12 +49,14 @@ pub fn gather(host: &Host, req: &Request, notes: &mut Notes) -> anyhow::Result<R
                 .into(),
         );
     }
+    let signing = req.subset.signing.then(|| HostSigning::read(host));
     let per_kernel: Vec<_> = std::thread::scope(|scope| {
         let workers: Vec<_> = releases
             .iter()
             .map(|release| {
                 let installed = installed.contains(release);
                 let running = running.as_deref() == Some(release.as_str());
+                let signing = signing.as_ref();
                 scope.spawn(move || {
                     let mut notes = Notes::default();
                     let facts = kernel_facts(
@@ -61,6 +64,7 @@ pub fn gather(host: &Host, req: &Request, notes: &mut Notes) -> anyhow::Result<R
                         req,
                         release,
                         (installed, running, modinfo_present),
+                        signing,
                         &mut notes,
                     );
                     (facts, notes)
@@ -146,6 +150,7 @@ pub fn gather(host: &Host, req: &Request, notes: &mut Notes) -> anyhow::Result<R
         controllers,
         arcconf,
         kernel_log,
+        signing,
     })
 }
 

@@ -53,6 +53,8 @@ pub struct Subset {
     pub controllers: bool,
     /// The driver's banner in the kernel log.
     pub kernel_log: bool,
+    /// Signature enforcement and whether each copy would load.
+    pub signing: bool,
 }
 
 /// Names accepted in `gather_subset`.
@@ -63,6 +65,7 @@ pub const SUBSETS: &[&str] = &[
     "dkms",
     "controllers",
     "kernel_log",
+    "signing",
 ];
 
 /// `gather_subset` the way `setup` reads it: `all`, names, `!name`.
@@ -101,5 +104,6 @@ pub fn parse_subset(items: &[String]) -> Result<Subset> {
         dkms: on("dkms"),
         controllers: on("controllers"),
         kernel_log: on("kernel_log"),
+        signing: on("signing"),
     })
 }

@@ -6,6 +6,7 @@
 use formats::modinfo::ModInfo;
 use formats::{arcconf, compress, dkms};
 use linux_host::kmod::{ModuleFile, Resolved};
+use linux_host::signing::{Enforcement, HostSigning};
 use linux_host::{loaded, pci};
 use serde::Serialize;
 
@@ -37,6 +38,7 @@ pub struct RaidDriver {
     pub controllers: Option<Vec<pci::Device>>,
     pub arcconf: Option<Vec<arcconf::Controller>>,
     pub kernel_log: Option<KernelLog>,
+    pub signing: Option<HostSigning>,
 }
 
 /// One kernel's view of the module.
@@ -50,6 +52,8 @@ pub struct KernelFacts {
     pub resolved: Option<ResolvedFacts>,
     pub copies: Option<Vec<Copy>>,
     pub initramfs: Option<Image>,
+    /// Whether this kernel refuses modules without a trusted signature.
+    pub signing: Option<Enforcement>,
 }
 
 /// The file the kernel loads for the module name, and whether it was built
@@ -59,6 +63,8 @@ pub struct ResolvedFacts {
     #[serde(flatten)]
     pub resolved: Resolved,
     pub vermagic_matches: Option<bool>,
+    #[serde(flatten)]
+    pub load: LoadFacts,
 }
 
 /// A copy of the module in the kernel's module tree.
@@ -67,6 +73,8 @@ pub struct Copy {
     #[serde(flatten)]
     pub file: ModuleFile,
     pub active: bool,
+    #[serde(flatten)]
+    pub load: LoadFacts,
 }
 
 /// An initramfs image and the module inside it.
@@ -90,6 +98,16 @@ pub struct ImageModule {
     pub sha256: String,
     #[serde(flatten)]
     pub info: ModInfo,
+    #[serde(flatten)]
+    pub load: LoadFacts,
+}
+
+/// Whether the kernel's signature check lets a copy load, and why; null
+/// when `signing` was not gathered.
+#[derive(Debug, Default, Serialize)]
+pub struct LoadFacts {
+    pub will_load: Option<bool>,
+    pub will_load_reason: Option<String>,
 }
 
 /// What the running kernel will load at the next boot.
