@@ -73,6 +73,33 @@ impl ModuleFile {
     }
 }
 
+/// One of kernel `kver`'s own modules, to compare a new build with (its
+/// vermagic, its signature): the in-tree copy that `before` resolves to,
+/// else the first readable in-tree module of the first five `modules.dep`
+/// lists.
+pub fn own_module(host: &Host, kver: &str, before: &Resolved) -> Option<(PathBuf, ModInfo)> {
+    let root = modules_dir(kver);
+    let read = |path: &Path| {
+        host.read(path)
+            .ok()
+            .and_then(|b| ModInfo::from_bytes(b).ok())
+            .map(|i| (path.to_path_buf(), i))
+    };
+    if let Some(found) = before
+        .path()
+        .filter(|f| f.strip_prefix(&root).is_ok_and(|r| r.starts_with("kernel")))
+        .and_then(read)
+    {
+        return Some(found);
+    }
+    let dep = host.read_text(&root.join("modules.dep")).ok()?;
+    dep.lines()
+        .filter_map(|l| l.split(':').next())
+        .filter(|p| p.starts_with("kernel/"))
+        .take(5)
+        .find_map(|p| read(&root.join(p)))
+}
+
 /// `path` relative to `/lib/modules/<kver>` (unchanged when outside it).
 pub fn relative_to(kver: &str, path: &Path) -> PathBuf {
     path.strip_prefix(modules_dir(kver))

@@ -8,7 +8,8 @@ use anyhow::{bail, Context as _, Result};
 use formats::cpio::Member;
 use formats::modinfo::{sha256_hex, validate_name, ModInfo, Resolution};
 use linux_host::initramfs::{self, member_for, module_files, relative_module_path};
-use linux_host::kmod::{Lookup, Resolved};
+use linux_host::kmod::{self, Lookup, Resolved};
+use linux_host::signing::{self, HostSigning};
 use linux_host::{kernel, DirLock, Host};
 use serde::Serialize;
 
@@ -99,6 +100,41 @@ pub struct Plan {
     pub(crate) _locks: Vec<DirLock>,
 }
 
+/// Refuses to put into kernel `k`'s image a module file that `k` would
+/// reject for its signature (or its lack of one): the boot would go on
+/// without the driver, which may hold the root disk. With `force`, warns.
+fn check_signatures(
+    host: &Host,
+    k: &str,
+    resolutions: &[Resolved],
+    signing: &HostSigning,
+    force: bool,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    for resolved in resolutions {
+        let (Some(file), Some(path)) = (&resolved.file, resolved.path()) else {
+            continue;
+        };
+        let own = kmod::own_module(host, k, resolved).and_then(|(_, info)| info.signature);
+        let Some(why) =
+            signing::refusal(host, signing, k, file.info.signature.as_ref(), own.as_ref())
+        else {
+            continue;
+        };
+        let problem = format!("kernel {k} would not load {}: {why}", path.display());
+        if !force {
+            bail!(
+                "{problem}; the new image would carry it: install a build signed with a key the kernel \
+                 trusts, or set force: true to rebuild anyway"
+            );
+        }
+        warnings.push(format!(
+            "{problem}; the image is rebuilt anyway because force is set"
+        ));
+    }
+    Ok(())
+}
+
 /// Reads each kernel's resolution and image; decides what to rebuild.
 pub fn plan(o: Options, host: &Host) -> Result<Plan> {
     if o.modules.is_empty() {
@@ -119,11 +155,12 @@ pub fn plan(o: Options, host: &Host) -> Result<Plan> {
     let mut locks = kernel::lock_trees(host, &kernels)?;
     locks.push(host.lock_dir(Path::new("/boot"))?);
     let leftovers = leftovers::find(host)?;
+    let signing = HostSigning::read(host);
+    let mut warnings = Vec::new();
     let mut plans = Vec::new();
     for k in &kernels {
-        plans.push(plan_kernel(host, k, &o)?);
+        plans.push(plan_kernel(host, k, &o, &signing, &mut warnings)?);
     }
-    let mut warnings = Vec::new();
     let freed = leftovers.iter().map(|l| l.frees).sum();
     check_space(host, &plans, o.backup, freed, &mut warnings)?;
     Ok(Plan {
@@ -138,8 +175,15 @@ pub fn plan(o: Options, host: &Host) -> Result<Plan> {
     })
 }
 
-fn plan_kernel(host: &Host, k: &str, o: &Options) -> Result<KernelPlan> {
+fn plan_kernel(
+    host: &Host,
+    k: &str,
+    o: &Options,
+    signing: &HostSigning,
+    warnings: &mut Vec<String>,
+) -> Result<KernelPlan> {
     let mut wanted = Vec::new();
+    let mut resolutions = Vec::new();
     for name in &o.modules {
         let resolved = Resolved::read(host, k, name, Lookup::Auto)?;
         match (&resolved.resolution, &resolved.file) {
@@ -154,6 +198,7 @@ fn plan_kernel(host: &Host, k: &str, o: &Options) -> Result<KernelPlan> {
             // Part of the kernel image itself: nothing to carry.
             _ => wanted.extend(Inside::wanted(k, name, &resolved)),
         }
+        resolutions.push(resolved);
     }
     let (image, exists) = initramfs::image_path(host, k);
     let (before, stale) = if exists {
@@ -189,6 +234,7 @@ fn plan_kernel(host: &Host, k: &str, o: &Options) -> Result<KernelPlan> {
         None => (false, "current".into()),
     };
     if rebuild {
+        check_signatures(host, k, &resolutions, signing, o.force, warnings)?;
         // A bootloader that reads the link's target would keep the old
         // image while the link became a regular file.
         let boot = image.parent().unwrap_or(Path::new("/boot"));

@@ -471,3 +471,56 @@ fn a_stale_image_behind_a_link_is_refused_a_current_one_is_read() -> Result<()> 
     }
     Ok(())
 }
+
+#[test]
+fn refuses_to_carry_a_module_a_kernel_enforcing_signatures_would_reject() -> Result<()> {
+    let stale = image(K, INTREE, &module("old"));
+    let current = image(OLD, INTREE, &module("old"));
+    let mut files = images(&stale, &current);
+    files.push((
+        format!("/boot/config-{K}"),
+        b"CONFIG_MODULE_SIG=y\nCONFIG_MODULE_SIG_FORCE=y\n".to_vec(),
+    ));
+    let (_dir, enforcing) = host(&files, dracut());
+    let error = match InitramfsRegen::plan(options(json!({})), &Context::default(), &enforcing) {
+        Ok(_) => panic!("planned an image the kernel cannot use"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert_eq!(
+        error,
+        format!(
+            "kernel {K} would not load /lib/modules/{K}/{UPDATES}: unsigned, and kernel {K} refuses such modules: \
+             built with CONFIG_MODULE_SIG_FORCE; the new image would carry it: install a build signed with a key \
+             the kernel trusts, or set force: true to rebuild anyway"
+        )
+    );
+    assert!(
+        enforcing
+            .calls()
+            .iter()
+            .all(|c| c[0] == "modinfo" || c[0] == "dracut"),
+        "{:?}",
+        enforcing.calls()
+    );
+
+    let plan = InitramfsRegen::plan(
+        options(json!({"force": true})),
+        &Context::default(),
+        &enforcing,
+    )?;
+    assert!(plan.kernels.iter().all(|k| k.rebuild));
+    assert_eq!(plan.warnings.len(), 1, "{:?}", plan.warnings);
+    assert!(plan.warnings[0].ends_with("the image is rebuilt anyway because force is set"));
+
+    // A current image is left alone: nothing is rebuilt, nothing refused.
+    let fresh = image(K, UPDATES, &module("new"));
+    let mut files = images(&fresh, &current);
+    files.push((
+        format!("/boot/config-{K}"),
+        b"CONFIG_MODULE_SIG=y\nCONFIG_MODULE_SIG_FORCE=y\n".to_vec(),
+    ));
+    let (_dir, current_host) = host(&files, dracut());
+    let plan = InitramfsRegen::plan(options(json!({})), &Context::default(), &current_host)?;
+    assert!(plan.kernels.iter().all(|k| !k.rebuild));
+    Ok(())
+}

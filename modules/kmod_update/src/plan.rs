@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _, Result};
 use formats::modinfo::{compression_of, kmod_lacks, sha256_hex, validate_name, Resolution};
 use linux_host::kmod::{self, Resolved};
+use linux_host::signing::HostSigning;
 use linux_host::{depmod, kernel, mounts, Cmd, DirLock, Host};
 use serde::Serialize;
 
@@ -14,7 +15,7 @@ use crate::journal::{self, Journal, View};
 use crate::options::{validate_dest, Options, State};
 use crate::record::{self, Record};
 use crate::source::{self, Source};
-use crate::vermagic::check_vermagic;
+use crate::vermagic::{check_signature, check_vermagic};
 
 /// What the run does for one kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -164,6 +165,7 @@ pub fn plan(o: Options, host: &Host) -> Result<Plan> {
             Some(_) => depmod::Config::default(),
         },
         warnings: Vec::new(),
+        signing: None,
     };
     let mut plans = Vec::new();
     for k in &kernels {
@@ -292,6 +294,8 @@ struct Planner<'a> {
     o: &'a Options,
     config: depmod::Config,
     warnings: Vec<String>,
+    /// Read at the first install check.
+    signing: Option<HostSigning>,
 }
 
 impl Planner<'_> {
@@ -306,6 +310,8 @@ impl Planner<'_> {
     ) -> Result<KernelPlan> {
         let (host, o) = (self.host, self.o);
         check_vermagic(host, k, s, &before, o.force, &mut self.warnings)?;
+        let signing = self.signing.get_or_insert_with(|| HostSigning::read(host));
+        check_signature(host, k, s, &before, signing, o.force, &mut self.warnings)?;
         let dir = kernel::modules_dir(k).join(dest);
         let target = dir.join(format!("{}{}", o.name, s.extension));
         host.refuse_links_below(&kernel::modules_dir(k), &target)?;

@@ -482,3 +482,92 @@ fn a_killed_install_is_rolled_back_and_redone() -> Result<()> {
     assert!(!again.changed, "{:?}", again.msg);
     Ok(())
 }
+
+#[test]
+fn refuses_a_module_a_kernel_enforcing_signatures_would_reject() -> Result<()> {
+    // Kernel K is built with CONFIG_MODULE_SIG_FORCE; its in-tree module
+    // carries a real Debian signature tail, the new build none.
+    let tail = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../crates/formats/tests/fixtures/modsig/debian-aacraid-tail.bin"),
+    )?;
+    let mut signed = module("aacraid", "1.2.1[50983]-custom", VERMAGIC);
+    signed.extend(&tail);
+    let config = b"CONFIG_MODULE_SIG=y\nCONFIG_MODULE_SIG_FORCE=y\n".to_vec();
+    let files = [
+        ("/root/new.ko", module("aacraid", "2", VERMAGIC)),
+        (INTREE, signed.clone()),
+        ("/boot/config-6.1.0-56-amd64", config.clone()),
+    ];
+    let (dir, host) = host_with(&files, INTREE);
+    let before = tree_listing(dir.path());
+    let error = plan_error(&host, json!({"src": "/root/new.ko", "kernels": [K]}));
+    assert_eq!(
+        error,
+        format!(
+            "kernel {K} would not load /root/new.ko: unsigned, and kernel {K} refuses such modules: built with \
+             CONFIG_MODULE_SIG_FORCE; sign it with a key the kernel trusts, or set force: true to install it anyway"
+        )
+    );
+    assert_eq!(tree_listing(dir.path()), before, "nothing changed");
+
+    let p = plan(
+        &host,
+        json!({"src": "/root/new.ko", "kernels": [K], "force": true}),
+    )?;
+    assert_eq!(p.kernels[0].action, Action::Install);
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.ends_with("installed anyway because force is set")
+                && w.starts_with(&format!("kernel {K} would not load /root/new.ko: unsigned"))),
+        "{:?}",
+        p.warnings
+    );
+
+    // A build signed with the kernel's own key passes; so does any build
+    // for a kernel that does not enforce.
+    let (_dir, host) = host_with(
+        &[
+            ("/root/new.ko", signed.clone()),
+            (INTREE, signed),
+            ("/boot/config-6.1.0-56-amd64", config),
+        ],
+        INTREE,
+    );
+    assert!(plan(&host, json!({"src": "/root/new.ko", "kernels": [K]}))?
+        .warnings
+        .is_empty());
+    let (_dir, host) = host_with(
+        &[
+            ("/root/new.ko", module("aacraid", "2", VERMAGIC)),
+            (
+                "/boot/config-6.1.0-56-amd64",
+                b"CONFIG_MODULE_SIG=y\n".to_vec(),
+            ),
+        ],
+        INTREE,
+    );
+    assert!(plan(&host, json!({"src": "/root/new.ko", "kernels": [K]}))?
+        .warnings
+        .is_empty());
+    Ok(())
+}
+
+/// Every file under `root` with its bytes, sorted.
+fn tree_listing(root: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read_dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                found.push((path.clone(), std::fs::read(&path).unwrap_or_default()));
+            }
+        }
+    }
+    found.sort();
+    found
+}

@@ -1,13 +1,11 @@
-//! The vermagic policy: a module whose vermagic differs from the kernel's
-//! own modules would be refused at load time, so it is refused at install
-//! time unless forced.
-
-use std::path::{Path, PathBuf};
+//! The load policy: a module whose vermagic differs from the kernel's own
+//! modules, or that a kernel enforcing signatures would reject, would be
+//! refused at load time, so it is refused at install time unless forced.
 
 use anyhow::{bail, Result};
-use formats::modinfo::ModInfo;
-use linux_host::kmod::Resolved;
-use linux_host::{kernel, Host};
+use linux_host::kmod::{self, Resolved};
+use linux_host::signing::{self, HostSigning};
+use linux_host::Host;
 
 use crate::source::Source;
 
@@ -24,7 +22,9 @@ pub fn check_vermagic(
 ) -> Result<()> {
     let words = |v: &str| v.split_whitespace().collect::<Vec<_>>().join(" ");
     let theirs = words(s.info.vermagic.as_deref().unwrap_or(""));
-    let problem = match reference_vermagic(host, k, before) {
+    let reference =
+        kmod::own_module(host, k, before).and_then(|(path, info)| Some((info.vermagic?, path)));
+    let problem = match reference {
         Some((reference, from)) if words(&reference) != theirs => Some(format!(
             "{} was built for `{theirs}`, but kernel {k}'s own modules have vermagic `{}` ({}): \
              the kernel would refuse to load it",
@@ -49,29 +49,27 @@ pub fn check_vermagic(
     }
 }
 
-/// The vermagic of one of the kernel's own modules: its in-tree copy of
-/// the same module when it resolves to one, else the first in-tree module
-/// `modules.dep` lists.
-fn reference_vermagic(host: &Host, k: &str, before: &Resolved) -> Option<(String, PathBuf)> {
-    let root = kernel::modules_dir(k);
-    let vermagic = |path: &Path| {
-        host.read(path)
-            .ok()
-            .and_then(|b| ModInfo::from_bytes(b).ok())
-            .and_then(|i| i.vermagic)
-            .map(|v| (v, path.to_path_buf()))
+/// Refuses `s` for kernel `k` when `k` enforces module signatures and would
+/// reject its signature (or its lack of one); with `force`, warns instead.
+pub fn check_signature(
+    host: &Host,
+    k: &str,
+    s: &Source,
+    before: &Resolved,
+    state: &HostSigning,
+    force: bool,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let own = kmod::own_module(host, k, before).and_then(|(_, info)| info.signature);
+    let Some(why) = signing::refusal(host, state, k, s.info.signature.as_ref(), own.as_ref())
+    else {
+        return Ok(());
     };
-    if let Some(found) = before
-        .path()
-        .filter(|f| f.strip_prefix(&root).is_ok_and(|r| r.starts_with("kernel")))
-        .and_then(vermagic)
-    {
-        return Some(found);
+    let problem = format!("kernel {k} would not load {}: {why}", s.described);
+    if force {
+        warnings.push(format!("{problem}; installed anyway because force is set"));
+        Ok(())
+    } else {
+        bail!("{problem}; sign it with a key the kernel trusts, or set force: true to install it anyway")
     }
-    let dep = host.read_text(&root.join("modules.dep")).ok()?;
-    dep.lines()
-        .filter_map(|l| l.split(':').next())
-        .filter(|p| p.starts_with("kernel/"))
-        .take(5)
-        .find_map(|p| vermagic(&root.join(p)))
 }
