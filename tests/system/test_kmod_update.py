@@ -13,11 +13,12 @@ import tarfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
-from lablib import (ANSIBLE, MODULE_VERSION, Lab, inventory, playbook, run_ansible, task_results,
-                    wait_for_process)
+from lablib import (ANSIBLE, MODULE_VERSION, NEWEST, VENDOR_VERSION, Lab, inventory, playbook, run_ansible,
+                    task_results, wait_for_process)
 
 WATCHED = ("/lib/modules", "/var/lib/kmod_update")
 
@@ -339,6 +340,105 @@ COMPRESSORS = {
     "zst": "zstd -q -c",
     "gz": "gzip -n -c",
 }
+
+
+def test_a_kernel_enforcing_signatures_refuses_the_build_until_forced(artifacts):
+    """Issue 16: the first lab kernel's real configuration with
+    CONFIG_MODULE_SIG_FORCE=y. kmod_update refuses the DKMS build for it
+    (unsigned, or signed by the build host's DKMS key, which the kernel does
+    not hold) in check mode and for real, naming the kernel, the signer or
+    its absence and the enforcement, and changes nothing; the other kernel
+    takes it; with force it is installed with a warning, and then
+    initramfs_regen refuses to put it into the enforcing kernel's image.
+    The container unmasks /proc/keys (Docker masks it), as on a real host."""
+    with Lab("initramfs-tools", "--security-opt", "systempaths=unconfined", prefix="kmod-sig") as lab:
+        lab.put_artifacts(artifacts)
+        enforcing, other = lab.kernels
+        config = f"/boot/config-{enforcing}"
+        lab.sh(f"sed -i 's/^# CONFIG_MODULE_SIG_FORCE is not set$/CONFIG_MODULE_SIG_FORCE=y/' {config}")
+        assert lab.sh(f"grep -cx CONFIG_MODULE_SIG_FORCE=y {config}").strip() == "1"
+        lab.sh(f"mkdir /root/unpacked && tar -xzf /root/{enforcing}.tgz -C /root/unpacked")
+        [ko] = lab.sh("find /root/unpacked -name 'aacraid.ko*'").split()
+        signer = lab.sh(f"modinfo -F signer {ko}").strip()
+        carries = f"signed by {signer} (key " if signer else "unsigned, and"
+        pristine, meta = content_hash(lab), listing(lab)
+
+        for check_mode in (True, False):
+            refused = install(lab, enforcing, check_mode=check_mode)
+            assert refused["failed"] is True, refused
+            msg = refused["msg"]
+            assert msg.startswith(f"kernel {enforcing} would not load /root/{enforcing}.tgz"), msg
+            assert f": {carries}" in msg, (carries, msg)
+            assert "built with CONFIG_MODULE_SIG_FORCE" in msg and msg.endswith("to install it anyway"), msg
+            assert listing(lab) == meta and content_hash(lab) == pristine, "a refused install changed the host"
+
+        taken = install(lab, other)
+        assert taken["changed"] is True and not taken.get("warnings"), taken
+        forced = install(lab, enforcing, force=True)
+        assert forced["changed"] is True, forced
+        [warning] = forced["warnings"]
+        assert warning.startswith(f"kernel {enforcing} would not load") and warning.endswith(
+            "installed anyway because force is set"), warning
+        assert resolved(lab, enforcing) == f"/lib/modules/{enforcing}/updates/aacraid.ko"
+
+        image = f"/boot/initrd.img-{enforcing}"
+        before = lab.sh(f"sha256sum {image}")
+        regen = lab.module("initramfs_regen", kernels=[enforcing])
+        assert regen["failed"] is True, regen
+        assert regen["msg"].startswith(
+            f"kernel {enforcing} would not load /lib/modules/{enforcing}/updates/aacraid.ko: {carries}"), regen
+        assert lab.sh(f"sha256sum {image}") == before
+
+
+SERVER_ROLE_PLAYBOOK = """---
+- name: Install on a server
+  hosts: server
+  gather_facts: false
+  roles:
+    - role: aacraid_server
+      vars:
+        aacraid_server_package_version: "{{ package_version }}"
+        aacraid_server_artifacts_dir: "{{ artifacts_dir }}"
+"""
+
+
+def test_the_server_role_stops_a_server_whose_kernel_would_refuse_the_build_before_any_change(artifacts, tmp_path):
+    """Issue 16: the server's second kernel enforces signatures (its real
+    configuration with CONFIG_MODULE_SIG_FORCE=y), the DKMS build is not
+    signed by a key it trusts. roles/aacraid_server asks kmod_update about
+    every kernel in check mode first, so the first kernel, which would take
+    the build, is not changed either: the play fails on the check task,
+    naming the kernel and why, and /lib/modules, /boot and the records are
+    as they were."""
+    with Lab("initramfs-tools", prefix="role-sig") as lab:
+        first, enforcing = lab.kernels
+        config = f"/boot/config-{enforcing}"
+        lab.sh(f"sed -i 's/^# CONFIG_MODULE_SIG_FORCE is not set$/CONFIG_MODULE_SIG_FORCE=y/' {config}")
+        assert lab.sh(f"grep -cx CONFIG_MODULE_SIG_FORCE=y {config}").strip() == "1"
+        inv = tmp_path / "inventory.ini"
+        inv.write_text(f"server ansible_connection=community.docker.docker ansible_host={lab.name}\n")
+        book = tmp_path / "server.yml"
+        book.write_text(SERVER_ROLE_PLAYBOOK)
+        folder = {str(Path(a).parent) for a in artifacts.values()}
+        assert len(folder) == 1
+        before = lab.tree_hash("/lib/modules", "/boot", "/var/lib/kmod_update", times=True)
+
+        out, proc = run_ansible(NEWEST, "ansible-playbook", "-i", inv, book, check=False,
+                                extra_vars={"artifacts_dir": folder.pop(), "package_version": VENDOR_VERSION})
+
+        assert proc.returncode != 0
+        tasks = out["plays"][0]["tasks"]
+        failed = [t for t in tasks if t["hosts"].get("server", {}).get("failed")]
+        assert [t["task"]["name"] for t in failed] == [
+            "aacraid_server : Check that every kernel takes its artifact before changing any"]
+        assert tasks[-1] is failed[0], "no task ran after the refusal"
+        items = {r["__aacraid_server_kernel"]: r for r in failed[0]["hosts"]["server"]["results"]}
+        assert sorted(items) == sorted([first, enforcing])
+        assert items[first].get("failed") is not True, items[first]
+        msg = items[enforcing]["msg"]
+        assert msg.startswith(f"kernel {enforcing} would not load "), msg
+        assert "unsigned, and" in msg and "built with CONFIG_MODULE_SIG_FORCE" in msg, msg
+        assert lab.tree_hash("/lib/modules", "/boot", "/var/lib/kmod_update", times=True) == before
 
 
 @pytest.fixture
