@@ -92,6 +92,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="guest memory (default 1024)")
     p.add_argument("--json", action="store_true",
                    help="print the result as JSON on stdout")
+    p.add_argument("--append", metavar="PARAMS", default="",
+                   help="more kernel parameters, e.g. module.sig_enforce=1")
+    p.add_argument("--facts", metavar="BINARY",
+                   help="a static raid_driver_facts to run in the guest before the image's init; "
+                   "its result is reported as 'facts'")
+    p.add_argument("--expect-refused", action="store_true",
+                   help="succeed when the kernel rejects the module for its signature and no banner appears")
     a = p.parse_args(argv)
     files = a.vmlinuz is not None or a.initrd is not None
     container = a.container is not None or a.kernel is not None
@@ -103,6 +110,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         p.error("--container and --kernel go together")
     if a.timeout <= 0:
         p.error("--timeout must be positive")
+    if a.expect_refused and a.expect is not None:
+        p.error("--expect and --expect-refused exclude each other")
+    if a.facts is not None and not os.path.isfile(a.facts):
+        p.error(f"--facts {a.facts}: no such file")
     return a
 
 
@@ -176,16 +187,53 @@ def overlay_cpio() -> bytes:
                       ("conf/modules", 0o100644, b"aacraid\n")])
 
 
-def build_initrd(src: str, dest: str) -> None:
+FACTS_BEGIN = "BOOTCHECK-FACTS-BEGIN"
+FACTS_END = "BOOTCHECK-FACTS-END"
+# rdinit= runs this before the image's own /init, which it then becomes: it
+# mounts /proc, /sys and securityfs (the lockdown file) for raid_driver_facts,
+# prints the result between two marker lines on the console, and unmounts
+# them again. The kernel starts it
+# without PATH.
+FACTS_INIT = f"""#!/bin/sh
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+mkdir -p /proc /sys
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t securityfs securityfs /sys/kernel/security
+echo {FACTS_BEGIN}
+/bootcheck/raid_driver_facts /bootcheck/args.json
+echo
+echo {FACTS_END}
+umount /sys/kernel/security
+umount /sys
+umount /proc
+exec /init "$@"
+"""
+FACTS_ARGS = {"name": "aacraid", "gather_subset": ["modules", "loaded", "signing"],
+              "_ansible_check_mode": False, "_ansible_diff": False}
+
+
+def facts_cpio(binary: str) -> bytes:
+    """The archive that adds raid_driver_facts, its arguments and the init
+    wrapper that runs it (see FACTS_INIT)."""
+    return cpio_newc([("bootcheck", 0o040755, b""),
+                      ("bootcheck/raid_driver_facts", 0o100755, Path(binary).read_bytes()),
+                      ("bootcheck/args.json", 0o100644, json.dumps(FACTS_ARGS).encode()),
+                      ("bootcheck/init", 0o100755, FACTS_INIT.encode())])
+
+
+def build_initrd(src: str, dest: str, facts: str | None = None) -> None:
     with open(src, "rb") as fi, open(dest, "wb") as fo:
         shutil.copyfileobj(fi, fo, 1 << 20)
         # The kernel only looks for a following archive at a 4-byte aligned
         # offset and skips zero bytes in between; pad to 512 to be generous.
         fo.write(b"\0" * (-fo.tell() % 512))
         fo.write(overlay_cpio())
+        if facts is not None:
+            fo.write(facts_cpio(facts))
 
 
-def qemu_command(vmlinuz: str, initrd: str, memory: int) -> list[str]:
+def qemu_command(vmlinuz: str, initrd: str, memory: int, append: str = APPEND) -> list[str]:
     return [
         QEMU,
         "-accel", "tcg",          # no KVM here; software emulation on purpose
@@ -199,7 +247,7 @@ def qemu_command(vmlinuz: str, initrd: str, memory: int) -> list[str]:
         "-no-reboot",             # a guest reboot/panic ends QEMU
         "-kernel", vmlinuz,
         "-initrd", initrd,
-        "-append", APPEND,
+        "-append", append,
     ]
 
 
@@ -214,6 +262,10 @@ def kill(proc: subprocess.Popen | None) -> None:
 
 
 VERSION_RE = re.compile(re.escape(BANNER) + r"(.*)$")
+# What the kernel prints when it enforces signatures and rejects a module
+# (kernel/module/signing.c): "Loading of unsigned module is rejected",
+# "Loading of module with unavailable key is rejected", ...
+REFUSED_RE = re.compile(r"Loading of .* is rejected")
 # The printk time stamp right before the banner; the line may start with other
 # text, e.g. initramfs-tools' "Begin: Loading essential drivers ... [ 9.02] ...".
 STAMP_RE = re.compile(r"\[\s*(\d+\.\d+)\]\s*" + re.escape(BANNER))
@@ -229,7 +281,9 @@ def watch(proc: subprocess.Popen, timeout: float, tail: collections.deque) -> di
     deadline = start + timeout
     fd = proc.stdout.fileno()
     buf = b""
-    result = {"version": None, "seconds": None, "line": None, "guest_seconds": None}
+    result = {"version": None, "seconds": None, "line": None, "guest_seconds": None,
+              "refused": None, "facts": None}
+    facts_lines: list[str] | None = None
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
@@ -247,7 +301,19 @@ def watch(proc: subprocess.Popen, timeout: float, tail: collections.deque) -> di
         *lines, buf = buf.split(b"\n")
         for raw in lines:
             line = raw.decode("utf-8", "replace").replace("\r", "").rstrip()
+            if line == FACTS_BEGIN:
+                facts_lines = []
+                continue
+            if facts_lines is not None:
+                if line == FACTS_END:
+                    result["facts"] = read_facts(facts_lines)
+                    facts_lines = None
+                else:
+                    facts_lines.append(line)
+                continue
             tail.append(line)
+            if result["refused"] is None and REFUSED_RE.search(line):
+                result["refused"] = line
             m = VERSION_RE.search(line)
             if m:
                 kill(proc)
@@ -261,6 +327,17 @@ def watch(proc: subprocess.Popen, timeout: float, tail: collections.deque) -> di
         tail.append(buf.decode("utf-8", "replace").replace("\r", "").rstrip())
     result["seconds"] = round(time.monotonic() - start, 2)
     return result
+
+
+def read_facts(lines: list[str]) -> dict:
+    """The module result printed between the markers: the JSON object, or
+    {"error": ...} with the text when it is not one (a kernel message can
+    cut into the line)."""
+    text = "\n".join(lines).strip()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        return {"error": f"not JSON ({e})", "text": text[-2000:]}
 
 
 def _die_with_parent() -> None:
@@ -299,9 +376,10 @@ def main(argv: list[str]) -> int:
                     raise CheckError(f"{path}: no such file")
             vmlinuz, src_initrd, origin = a.vmlinuz, a.initrd, a.initrd
         initrd = os.path.join(tmp, "initrd-bootcheck.img")
-        build_initrd(src_initrd, initrd)
+        build_initrd(src_initrd, initrd, a.facts)
+        append = APPEND + (" rdinit=/bootcheck/init" if a.facts else "") + (f" {a.append}" if a.append else "")
 
-        cmd = qemu_command(vmlinuz, initrd, a.memory)
+        cmd = qemu_command(vmlinuz, initrd, a.memory, append)
         if not a.json:
             print(f"boot-check: booting {origin} in QEMU (TCG), timeout {a.timeout:g} s",
                   file=sys.stderr)
@@ -313,14 +391,28 @@ def main(argv: list[str]) -> int:
         result = watch(proc, a.timeout, tail)
         kill(proc)
 
-        ok = result["version"] is not None and (a.expect is None or result["version"] == a.expect)
-        if result["version"] is not None and not ok:
+        if a.expect_refused:
+            ok = result["version"] is None and result["refused"] is not None
+            if result["version"] is not None:
+                result["reason"] = f"the driver loaded ({result['version']!r}); expected the kernel to reject it"
+            elif ok:
+                result.pop("reason", None)
+            else:
+                result["reason"] = "no rejection line: " + result.get("reason", "")
+        else:
+            ok = result["version"] is not None and (a.expect is None or result["version"] == a.expect)
+        if result["version"] is not None and not ok and not a.expect_refused:
             result["reason"] = f"driver version {result['version']!r}, expected {a.expect!r}"
+        if a.facts is not None and result["facts"] is None:
+            ok = False
+            result["reason"] = "no facts on the console; " + result.get("reason", "")
         if a.expect is not None:
             result["expected"] = a.expect
         result["ok"] = ok
         if a.json:
             print(json.dumps(result))
+        elif a.expect_refused and ok:
+            print(result["refused"])
         elif result["version"] is not None:
             g = result["guest_seconds"]
             print(result["version"])
