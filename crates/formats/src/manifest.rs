@@ -7,8 +7,12 @@
 //!  "kernel": "6.1.0-56-amd64", "arch": "x86_64",
 //!  "files": [{"file": "aacraid.ko", "module": "aacraid", "size": 337000,
 //!             "sha256": "…", "version": "1.2-1.41024dkms",
-//!             "srcversion": "…", "vermagic": "6.1.0-56-amd64 SMP …"}]}
+//!             "srcversion": "…", "vermagic": "6.1.0-56-amd64 SMP …",
+//!             "signer": "DKMS module signing key", "key_id": "5A:1F:…"}]}
 //! ```
+//!
+//! `signer` and `key_id` are present only for a signed module; a manifest
+//! without them reads as before.
 //!
 //! The archive holds the manifest and then each module file at the top
 //! level; [`file_name`] names it. `format` changes only when a reader of
@@ -57,6 +61,13 @@ pub struct File {
     pub srcversion: Option<String>,
     /// Kernel release and options the module was built for.
     pub vermagic: Option<String>,
+    /// Who signed the module (`formats::modsig`'s `signer`); absent when
+    /// it is unsigned, and in manifests written before signers were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signer: Option<String>,
+    /// The signing key's identifier (`formats::modsig`'s `key_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
 }
 
 /// `<name>-<version>-<kernel>.tgz`, the artifact's file name.
@@ -108,9 +119,17 @@ mod tests {
                 version: Some("1.2-1.41024dkms".into()),
                 srcversion: None,
                 vermagic: None,
+                signer: Some("DKMS module signing key".into()),
+                key_id: Some("5A:1F".into()),
             }],
         };
         assert_eq!(Manifest::parse(&manifest.to_bytes()?)?, manifest);
+        let mut unsigned = manifest.clone();
+        unsigned.files[0].signer = None;
+        unsigned.files[0].key_id = None;
+        let bytes = unsigned.to_bytes()?;
+        assert!(!String::from_utf8(bytes.clone())?.contains("signer"));
+        assert_eq!(Manifest::parse(&bytes)?, unsigned);
         let newer =
             String::from_utf8(manifest.to_bytes()?)?.replace("\"format\": 1", "\"format\": 2");
         let err = Manifest::parse(newer.as_bytes())

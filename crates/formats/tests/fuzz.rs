@@ -1260,9 +1260,10 @@ fn manifest() -> impl Strategy<Value = Manifest> {
         proptest::option::of(".{0,20}"),
         proptest::option::of(".{0,20}"),
         proptest::option::of(".{0,30}"),
+        proptest::option::of((".{0,20}", "[0-9A-F:]{0,20}")),
     )
         .prop_map(
-            |(file, module, size, sha256, version, srcversion, vermagic)| manifest::File {
+            |(file, module, size, sha256, version, srcversion, vermagic, signed)| manifest::File {
                 file,
                 module,
                 size,
@@ -1270,6 +1271,8 @@ fn manifest() -> impl Strategy<Value = Manifest> {
                 version,
                 srcversion,
                 vermagic,
+                signer: signed.as_ref().map(|(s, _)| s.clone()),
+                key_id: signed.map(|(_, k)| k),
             },
         );
     (".{0,20}", ".{0,20}", ".{0,20}", ".{0,10}", vec(file, 0..4)).prop_map(

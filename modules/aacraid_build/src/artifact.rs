@@ -168,6 +168,8 @@ impl Build<'_> {
                     version: b.info.version.clone(),
                     srcversion: b.info.srcversion.clone(),
                     vermagic: b.info.vermagic.clone(),
+                    signer: b.info.signature.as_ref().and_then(|s| s.signer.clone()),
+                    key_id: b.info.signature.as_ref().and_then(|s| s.key_id.clone()),
                 })
                 .collect(),
         }

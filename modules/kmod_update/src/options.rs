@@ -47,6 +47,9 @@ pub struct Options {
     /// The `MODULE_VERSION` the source must have.
     #[serde(default)]
     pub expected_version: Option<String>,
+    /// The signer the source's module must be signed by.
+    #[serde(default)]
+    pub expected_signer: Option<String>,
     /// `false`: `src` is on the controller; the action plugin uploads it
     /// and sets this back to `true`.
     #[serde(default = "ansible_protocol::options::default_true")]

@@ -130,6 +130,9 @@ pub fn plan(o: Options, host: &Host) -> Result<Plan> {
             );
         }
     }
+    if let (Some(s), Some(wanted)) = (&source, &o.expected_signer) {
+        check_signer(s, wanted)?;
+    }
     let kernels = select_kernels(host, &o, source.as_ref())?;
     // Two runs on one host must not interleave: each holds its kernels'
     // module folders from planning to the end of the run, and those where
@@ -213,6 +216,26 @@ pub fn plan(o: Options, host: &Host) -> Result<Plan> {
         recovered,
         _locks: locks,
     })
+}
+
+/// Refuses a source whose module is not signed by `wanted`.
+fn check_signer(s: &Source, wanted: &str) -> Result<()> {
+    let problem = match &s.info.signature {
+        None => "is unsigned".to_string(),
+        Some(sig) => match (&sig.error, sig.signer.as_deref()) {
+            (Some(error), _) => format!("carries a signature that cannot be read ({error})"),
+            (None, Some(signer)) if signer == wanted => return Ok(()),
+            (None, signer) => format!(
+                "is signed by {:?} (key {})",
+                signer.unwrap_or("an unnamed signer"),
+                sig.key_id.as_deref().unwrap_or("unknown")
+            ),
+        },
+    };
+    bail!(
+        "{} {problem}, but expected_signer is {wanted:?}",
+        s.described
+    )
 }
 
 /// Refuses a compressed module that the host's kmod is built without

@@ -111,13 +111,40 @@ fn from_artifact(shown: &str, bytes: &[u8], name: &str) -> Result<Source> {
             entry.data.len()
         );
     }
-    checked(
+    let source = checked(
         format!("{shown}:{}", listed.file),
         extension,
         entry.data.clone(),
         Some(manifest.kernel),
         name,
-    )
+    )?;
+    // The manifest was written after the module was signed: a module
+    // stripped or signed again since, with a new checksum, shows here.
+    let carried = source.info.signature.as_ref();
+    let said = (listed.signer.as_deref(), listed.key_id.as_deref());
+    if said != (None, None)
+        && said
+            != (
+                carried.and_then(|s| s.signer.as_deref()),
+                carried.and_then(|s| s.key_id.as_deref()),
+            )
+    {
+        bail!(
+            "{shown}: manifest says {} is signed by {:?} (key {}), the module carries {}",
+            listed.file,
+            said.0.unwrap_or("an unnamed signer"),
+            said.1.unwrap_or("unknown"),
+            match carried {
+                Some(s) => format!(
+                    "{:?} (key {})",
+                    s.signer.as_deref().unwrap_or("an unnamed signer"),
+                    s.key_id.as_deref().unwrap_or("unknown")
+                ),
+                None => "no signature".to_string(),
+            }
+        );
+    }
+    Ok(source)
 }
 
 fn checked(
