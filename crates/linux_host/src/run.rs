@@ -141,12 +141,24 @@ fn run_real(program: &Path, cmd: &Cmd, search: &[PathBuf]) -> Result<Output> {
     // A process that left the group may keep a pipe open: what came before
     // is enough for the message.
     let _ = pipes.drain(Some(Instant::now() + Duration::from_secs(2)));
-    let limit = cmd.timeout.unwrap_or_default().as_secs_f64();
+    let limit = seconds(cmd.timeout.unwrap_or_default());
     let failed = pipes.output(status).failure(cmd);
     Err(anyhow::Error::new(failed).context(format!(
         "`{cmd}` was still running after the time limit of {limit} s (timeout): it and \
          every process it started in its process group were killed"
     )))
+}
+
+/// `limit` in seconds, `1` or `0.5`: integer formatting only, since
+/// formatting a float links about 9 KB of the standard library into every
+/// module binary.
+fn seconds(limit: Duration) -> String {
+    let (whole, millis) = (limit.as_secs(), limit.subsec_millis());
+    if millis == 0 {
+        return whole.to_string();
+    }
+    let fraction = format!("{millis:03}");
+    format!("{whole}.{}", fraction.trim_end_matches('0'))
 }
 
 /// The child's exit status, or `None` when `deadline` passed first.

@@ -50,7 +50,12 @@ pub fn check_space(
         }
     };
     if needed > available {
-        let mib = |b: u64| format!("{:.1} MiB", b as f64 / 1048576.0);
+        // Tenths of a MiB, rounded, in integers: float formatting would
+        // link about 9 KB more into the binary.
+        let mib = |b: u64| {
+            let tenths = (u128::from(b) * 10 + (1 << 19)) >> 20;
+            format!("{}.{} MiB", tenths / 10, tenths % 10)
+        };
         let current: Vec<String> = rebuilds
             .iter()
             .zip(&sizes)
