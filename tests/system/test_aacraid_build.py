@@ -4,6 +4,7 @@ tests/fixtures/make-vendor-package.sh; then DKMS 2.x paths through
 tests/fixtures/fake-dkms-2x; then through ansible-core."""
 
 import json
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -525,3 +526,71 @@ def test_the_build_host_role_installs_missing_headers_on_a_host_with_empty_packa
         assert (fetch_dir / f"aacraid-{VERSION}-{k}.tgz").is_file(), sorted(fetch_dir.iterdir())
         again, _ = run_ansible(NEWEST, "ansible-playbook", "-i", inv, playbook("build_host_role"), extra_vars=role_vars)
         assert again["stats"]["lab"]["changed"] == 0, again["stats"]
+
+
+def test_artifacts_signed_with_sign_key_carry_the_signer_and_stay_put(lab, tmp_path):
+    """Issue 16, item 3: sign_key/sign_cert sign each artifact's module with
+    the kernel's own sign-file. The module modinfo reads in the artifact is
+    signed by the certificate's issuer with its serial number (as openssl
+    prints them), the manifest records both, kmod_update's expected_signer
+    accepts it; a second run and its check mode leave the artifact as it is
+    (stat and sha256); another digest rewrites it; a key that other users
+    can read is refused before anything is written."""
+    k = lab.kernels[0]
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-new", "-nodes", "-utf8", "-sha256", "-days", "3650", "-batch", "-x509",
+                    "-subj", "/O=aacraid lab/CN=aacraid build key", "-outform", "PEM", "-out", cert,
+                    "-keyout", key], check=True, capture_output=True)
+    serial = subprocess.run(["openssl", "x509", "-in", cert, "-noout", "-serial"], check=True, capture_output=True,
+                            text=True).stdout.strip().removeprefix("serial=")
+    serial = ":".join(serial[i:i + 2] for i in range(0, len(serial), 2))
+    lab.sh("mkdir -m 700 /root/sign")
+    lab.put(key, "/root/sign/key.pem")
+    lab.put(cert, "/root/sign/cert.pem")
+    lab.sh("chown root:root /root/sign/key.pem /root/sign/cert.pem && chmod 600 /root/sign/key.pem")
+    options = dict(src="/root/good.tgz", kernels=[k], state="built", artifacts_dir="/root/artifacts",
+                   sign_key="/root/sign/key.pem", sign_cert="/root/sign/cert.pem")
+    path = f"/root/artifacts/aacraid-{VERSION}-{k}.tgz"
+
+    first = run_module(lab, **options)
+    assert first["changed"] is True and first["kernels"][0]["artifact"]["written"] is True, first
+    lab.sh(f"mkdir /root/unpacked && tar -xzf {path} -C /root/unpacked")
+    read = {f: lab.sh(f"modinfo -F {f} /root/unpacked/aacraid.ko").strip()
+            for f in ("signer", "sig_key", "sig_hashalgo")}
+    assert read == {"signer": "aacraid build key", "sig_key": serial, "sig_hashalgo": "sha256"}, read
+    [listed] = json.loads(lab.sh("cat /root/unpacked/manifest.json"))["files"]
+    assert (listed["signer"], listed["key_id"]) == ("aacraid build key", serial), listed
+    built = lab.sh(f"ls /var/lib/dkms/aacraid/{VERSION}/{k}/x86_64/module/").split()
+    assert lab.sh(f"modinfo -F signer /var/lib/dkms/aacraid/{VERSION}/{k}/x86_64/module/{built[0]}").strip() \
+        != "aacraid build key", "the module DKMS keeps is left as DKMS made it"
+    stamps = file_stamps(lab, path)
+
+    preview = run_module(lab, check_mode=True, **options)
+    assert preview["changed"] is False, preview
+    planned = preview["kernels"][0]["artifact"]
+    assert (planned["write"], planned["reason"]) == (False, "current")
+    again = run_module(lab, **options)
+    assert again["changed"] is False and again["kernels"][0]["artifact"]["written"] is False, again
+    assert file_stamps(lab, path) == stamps
+
+    installed = lab.module("kmod_update", src=path, expected_signer="aacraid build key")
+    assert installed["changed"] is True, installed
+    assert lab.sh(f"modinfo -k {k} -F signer aacraid").strip() == "aacraid build key"
+
+    sha512 = dict(options, sign_hash="sha512")
+    preview = run_module(lab, check_mode=True, **sha512)
+    assert (preview["kernels"][0]["artifact"]["write"], preview["kernels"][0]["artifact"]["reason"]) == (
+        True, "content differs")
+    assert file_stamps(lab, path) == stamps
+    rewritten = run_module(lab, **sha512)
+    assert rewritten["kernels"][0]["artifact"]["written"] is True
+    lab.sh(f"tar -xzf {path} -C /root/unpacked")
+    assert lab.sh("modinfo -F sig_hashalgo /root/unpacked/aacraid.ko").strip() == "sha512"
+
+    lab.sh("chmod 644 /root/sign/key.pem")
+    before = tree_hash(lab)
+    refused = run_module(lab, **options)
+    assert refused["failed"] is True
+    assert refused["msg"].startswith("sign_key /root/sign/key.pem must be a regular file that only root can read"), \
+        refused["msg"]
+    assert tree_hash(lab) == before

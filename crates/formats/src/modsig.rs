@@ -85,6 +85,80 @@ const LEGACY_HASHES: [&str; 8] = [
     "md4", "md5", "sha1", "rmd160", "sha256", "sha384", "sha512", "sha224",
 ];
 
+/// `module` without its appended signature (the whole of it when it
+/// carries none); `None` when the trailer is damaged.
+pub fn without_signature(module: &[u8]) -> Option<&[u8]> {
+    let Some(body) = module.strip_suffix(MARKER) else {
+        return Some(module);
+    };
+    let (body, info) = split_end(body, INFO_LEN)?;
+    let lengths = [
+        usize::from(info[3]),
+        usize::from(info[4]),
+        u32::from_be_bytes([info[8], info[9], info[10], info[11]]) as usize,
+    ];
+    let total = lengths.iter().try_fold(0usize, |a, n| a.checked_add(*n))?;
+    split_end(body, total).map(|(unsigned, _)| unsigned)
+}
+
+/// What a signature made with an X.509 certificate shows as its `signer`
+/// and `key_id` (`sign-file` names the certificate by issuer and serial
+/// number): the certificate's issuer and its serial number. `cert` is DER,
+/// or PEM (the first `CERTIFICATE` block).
+pub fn certificate_names(cert: &[u8]) -> Result<(Option<String>, String)> {
+    let der = match pem_certificate(cert) {
+        Some(decoded) => decoded?,
+        None => cert.to_vec(),
+    };
+    let (certificate, _) = expect(&der, SEQUENCE, "certificate")?;
+    let (tbs, _) = expect(certificate, SEQUENCE, "to-be-signed certificate")?;
+    let rest = match tbs.first() {
+        Some(0xa0) => tlv(tbs)?.2,
+        _ => tbs,
+    };
+    let (serial, rest) = expect(rest, INTEGER, "serial number")?;
+    let (_, rest) = expect(rest, SEQUENCE, "signature algorithm")?;
+    let (issuer, _) = expect(rest, SEQUENCE, "issuer")?;
+    Ok((issuer_name(issuer)?, integer_hex(serial)))
+}
+
+/// The DER of the first PEM `CERTIFICATE` block of `text`; `None` when
+/// `text` holds no such block (it may be DER).
+fn pem_certificate(text: &[u8]) -> Option<Result<Vec<u8>>> {
+    const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
+    const END: &[u8] = b"-----END CERTIFICATE-----";
+    let start = text.windows(BEGIN.len()).position(|w| w == BEGIN)? + BEGIN.len();
+    let body = &text[start..];
+    let Some(end) = body.windows(END.len()).position(|w| w == END) else {
+        return Some(Err(anyhow::anyhow!("the PEM certificate has no END line")));
+    };
+    Some(base64(&body[..end]))
+}
+
+/// Decodes base64, skipping white space.
+fn base64(text: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for &c in text.iter().filter(|c| !c.is_ascii_whitespace()) {
+        let value = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => break,
+            _ => bail!("the PEM certificate is not base64 (byte {c:#04x})"),
+        };
+        acc = (acc << 6) | u32::from(value);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Ok(out)
+}
+
 /// `data` without its last `n` bytes, and those bytes.
 fn split_end(data: &[u8], n: usize) -> Option<(&[u8], &[u8])> {
     data.len().checked_sub(n).map(|at| data.split_at(at))
@@ -325,6 +399,51 @@ mod tests {
             Some("26:7F:48:C6:FE:D0:F9:24:68:19:81:93:DE:9D:12:9F:32:5D:CD:9F")
         );
         assert_eq!(sig.hash_algo.as_deref(), Some("sha256"));
+        Ok(())
+    }
+
+    /// fixture-cert.pem/.der: a throwaway certificate made here (O "aacraid
+    /// lab", CN "aacraid fixture key", serial C0FFEE0123456789, as
+    /// `openssl x509 -serial -issuer` prints); fixture-signed-tail.bin: what
+    /// the kernel's sign-file appended with it to the already signed
+    /// tests/fixtures/uio_pci_generic.ko (modinfo: signer "aacraid
+    /// fixture key", sig_key C0:FF:EE:01:23:45:67:89).
+    #[test]
+    fn a_certificate_names_the_signatures_it_makes() -> Result<()> {
+        let expected = (
+            Some("aacraid fixture key".to_string()),
+            "C0:FF:EE:01:23:45:67:89".to_string(),
+        );
+        assert_eq!(certificate_names(&fixture("fixture-cert.pem"))?, expected);
+        assert_eq!(certificate_names(&fixture("fixture-cert.der"))?, expected);
+        let module = std::fs::read(format!(
+            "{}/tests/fixtures/uio_pci_generic.ko",
+            env!("CARGO_MANIFEST_DIR")
+        ))?;
+        let mut signed = module.clone();
+        signed.extend(fixture("fixture-signed-tail.bin"));
+        let sig = read(&signed)?.expect("signed");
+        assert_eq!((sig.signer, sig.key_id.unwrap_or_default()), expected);
+        assert_eq!(without_signature(&signed), Some(module.as_slice()));
+        // The fixture module carries Debian's signature under it.
+        let bare = without_signature(&module).expect("readable trailer");
+        assert!(bare.len() < module.len() && bare.starts_with(b"\x7fELF"));
+        assert_eq!(without_signature(bare), Some(bare));
+        assert_eq!(
+            without_signature(&signed[..signed.len() - 40]),
+            Some(&signed[..signed.len() - 40])
+        );
+        let mut broken = signed.clone();
+        let at = broken.len() - MARKER.len() - 4;
+        broken[at..at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert_eq!(without_signature(&broken), None);
+
+        let pem = String::from_utf8(fixture("fixture-cert.pem"))?;
+        assert!(
+            certificate_names(pem.replace("-----END CERTIFICATE-----", "").as_bytes()).is_err()
+        );
+        assert!(certificate_names(pem.replacen('M', "*", 1).as_bytes()).is_err());
+        assert!(certificate_names(b"not a certificate").is_err());
         Ok(())
     }
 

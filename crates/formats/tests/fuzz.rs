@@ -460,6 +460,21 @@ proptest! {
             data.extend_from_slice(modsig::MARKER);
         }
         let _ = modsig::read(&data);
+        if let Some(unsigned) = modsig::without_signature(&data) {
+            prop_assert!(data.starts_with(unsigned));
+        }
+    }
+
+    /// A certificate, PEM or DER, with bytes flipped or cut anywhere: its
+    /// names or a failure, never a panic.
+    #[test]
+    fn certificate_names_of_damaged_certificates(damage in flips(), cut in any::<Index>(), pem in any::<bool>()) {
+        let name = if pem { "fixture-cert.pem" } else { "fixture-cert.der" };
+        let mut data = std::fs::read(format!("{}/tests/fixtures/modsig/{name}", env!("CARGO_MANIFEST_DIR")))
+            .expect("fixture");
+        apply_flips(&mut data, &damage);
+        data.truncate(cut.index(data.len() + 1));
+        let _ = modsig::certificate_names(&data);
     }
 
     /// A real signature with bytes flipped or cut anywhere.

@@ -13,7 +13,8 @@ use formats::archive;
 use formats::dkms::{built_modules_dir, ARCH};
 use formats::manifest::{self, Manifest, FORMAT};
 use formats::modinfo::{module_name_of_file, normalize, sha256_hex, ModInfo};
-use linux_host::Host;
+use formats::modsig;
+use linux_host::{Cmd, Host};
 use serde::Serialize;
 
 /// What the plan says about one kernel's artifact.
@@ -51,6 +52,62 @@ pub struct Build<'a> {
     pub kernel: &'a str,
     /// Modules the package builds.
     pub modules: &'a [String],
+    /// How the artifact's modules are signed, when they are.
+    pub signing: Option<&'a Signing>,
+}
+
+/// Signing the artifacts' modules with the kernel's `sign-file`.
+#[derive(Debug)]
+pub struct Signing {
+    /// The private key (PEM), passed to `sign-file` by path only.
+    pub key: PathBuf,
+    /// The certificate (PEM or DER).
+    pub cert: PathBuf,
+    /// The digest algorithm.
+    pub hash: String,
+    /// What a signature made with the certificate names as its signer
+    /// (`formats::modsig::certificate_names`).
+    pub signer: Option<String>,
+    /// And as its key: the certificate's serial number.
+    pub key_id: String,
+}
+
+/// Where a kernel's build files hold `sign-file`: its `build` link, Debian's
+/// and RHEL's headers folders.
+pub fn sign_file_candidates(kernel: &str) -> [String; 3] {
+    [
+        format!("/lib/modules/{kernel}/build/scripts/sign-file"),
+        format!("/usr/src/linux-headers-{kernel}/scripts/sign-file"),
+        format!("/usr/src/kernels/{kernel}/scripts/sign-file"),
+    ]
+}
+
+/// The first `sign-file` of `kernel` that only root can replace.
+pub fn sign_file(host: &Host, kernel: &str) -> Result<String> {
+    let candidates = sign_file_candidates(kernel);
+    let mut refused = Vec::new();
+    for path in &candidates {
+        match host.find_program(path) {
+            Ok(_) => return Ok(path.clone()),
+            Err(e) => refused.extend(e.refused),
+        }
+    }
+    let mut message = format!(
+        "no sign-file for kernel {kernel} (looked for {}): install the kernel's headers",
+        candidates.join(", ")
+    );
+    if !refused.is_empty() {
+        message.push_str(&format!("; not run: {}", refused.join("; ")));
+    }
+    anyhow::bail!(message)
+}
+
+/// What the artifact will hold, as far as it can be known without signing.
+enum Fresh {
+    /// These bytes.
+    Bytes(Vec<u8>),
+    /// These modules, once signed.
+    Unsigned(Vec<Built>),
 }
 
 /// One module file DKMS built.
@@ -78,12 +135,18 @@ impl Build<'_> {
         let (write, reason, sha256) = if will_build {
             (true, "the module is built by this run", None)
         } else {
-            let fresh = self.contents(host)?;
-            let sha256 = Some(sha256_hex(&fresh));
-            match host.read(&target) {
-                Ok(existing) if existing == fresh => (false, "current", sha256),
-                Ok(_) => (true, "content differs", sha256),
-                Err(_) => (true, "missing", sha256),
+            let existing = host.read(&target).ok();
+            let (fresh, sha256) = match self.fresh(host, existing.as_deref())? {
+                Fresh::Bytes(bytes) => {
+                    let sha256 = Some(sha256_hex(&bytes));
+                    (Some(bytes), sha256)
+                }
+                Fresh::Unsigned(_) => (None, None),
+            };
+            match existing {
+                Some(existing) if fresh.as_ref() == Some(&existing) => (false, "current", sha256),
+                Some(_) => (true, "content differs", sha256),
+                None => (true, "missing", sha256),
             }
         };
         Ok(Planned {
@@ -97,8 +160,15 @@ impl Build<'_> {
     /// Writes the artifact if its content differs from what is there.
     pub fn write(&self, host: &Host, dir: &Path) -> Result<Written> {
         let target = self.path(dir);
-        let fresh = self.contents(host)?;
-        let written = host.read(&target).ok().as_ref() != Some(&fresh);
+        let existing = host.read(&target).ok();
+        let fresh = match self.fresh(host, existing.as_deref())? {
+            Fresh::Bytes(bytes) => bytes,
+            Fresh::Unsigned(built) => {
+                let signed = self.sign(host, built)?;
+                self.contents_of(&signed)?
+            }
+        };
+        let written = existing.as_ref() != Some(&fresh);
         if written {
             host.create_dir_all(dir)?;
             host.write_atomic(&target, &fresh, 0o644)?;
@@ -149,9 +219,68 @@ impl Build<'_> {
         Ok(files)
     }
 
-    /// The artifact's bytes, from the modules DKMS built.
-    fn contents(&self, host: &Host) -> Result<Vec<u8>> {
-        let files = self.built(host)?;
+    /// The artifact's bytes from the modules DKMS built; with signing, from
+    /// the modules the `existing` artifact holds when they are those
+    /// modules signed with this certificate and digest (signing again would
+    /// give the same bytes, or with a randomised scheme equivalent ones),
+    /// else the modules that are still to be signed.
+    fn fresh(&self, host: &Host, existing: Option<&[u8]>) -> Result<Fresh> {
+        let built = self.built(host)?;
+        let Some(signing) = self.signing else {
+            return Ok(Fresh::Bytes(self.contents_of(&built)?));
+        };
+        match existing.and_then(|bytes| signed_as(bytes, &built, signing)) {
+            Some(signed) => Ok(Fresh::Bytes(self.contents_of(&signed)?)),
+            None => Ok(Fresh::Unsigned(built)),
+        }
+    }
+
+    /// `built` signed with the kernel's `sign-file`, each copy stripped of
+    /// any signature DKMS gave it first, in a folder only root can enter.
+    fn sign(&self, host: &Host, built: Vec<Built>) -> Result<Vec<Built>> {
+        let Some(signing) = self.signing else {
+            return Ok(built);
+        };
+        let program = sign_file(host, self.kernel)?;
+        let stage = host.private_dir(Path::new(crate::tree::SRC_ROOT), crate::tree::STAGING)?;
+        let mut signed = Vec::with_capacity(built.len());
+        for b in built {
+            if !b.file.ends_with(".ko") {
+                anyhow::bail!(
+                    "cannot sign {}: DKMS compressed it; sign it in DKMS (its sign_file and mok settings) \
+                     instead of with sign_key",
+                    b.file
+                );
+            }
+            let unsigned = modsig::without_signature(&b.data)
+                .with_context(|| format!("{}: its signature trailer is damaged", b.file))?;
+            let file = stage.path.join(&b.file);
+            host.write_atomic_as_root(&file, unsigned, 0o600)?;
+            host.run_ok(
+                &Cmd::new(&program)
+                    .arg(&signing.hash)
+                    .arg(&signing.key)
+                    .arg(&signing.cert)
+                    .arg(&file),
+            )
+            .with_context(|| format!("cannot sign {} for kernel {}", b.file, self.kernel))?;
+            let data = host.read(&file)?;
+            let info = ModInfo::from_bytes(data.clone())?;
+            if !signed_by(&info, signing) {
+                anyhow::bail!(
+                    "{program} signed {} but the module does not carry a signature by {:?} (key {})",
+                    b.file,
+                    signing.signer.as_deref().unwrap_or("an unnamed signer"),
+                    signing.key_id
+                );
+            }
+            signed.push(Built { data, info, ..b });
+        }
+        Ok(signed)
+    }
+
+    /// The artifact's bytes when `files` are its modules.
+    fn contents_of(&self, files: &[Built]) -> Result<Vec<u8>> {
         let manifest = Manifest {
             format: FORMAT,
             name: self.name.to_string(),
@@ -175,11 +304,41 @@ impl Build<'_> {
         }
         .to_bytes()?;
         let mut entries: Vec<(&str, u32, &[u8])> = vec![(manifest::MEMBER, 0o644, &manifest)];
-        for b in &files {
+        for b in files {
             entries.push((&b.file, 0o644, &b.data));
         }
         archive::write_tar_gz(&entries)
     }
+}
+
+/// The modules of the artifact `bytes` when each is the module of `built`
+/// signed as `signing` says; `None` otherwise.
+fn signed_as(bytes: &[u8], built: &[Built], signing: &Signing) -> Option<Vec<Built>> {
+    let entries = archive::read_tar_gz(bytes, archive::Links::Refuse).ok()?;
+    built
+        .iter()
+        .map(|b| {
+            let entry = entries.iter().find(|e| e.path == b.file)?;
+            let info = ModInfo::from_bytes(entry.data.clone()).ok()?;
+            let same =
+                modsig::without_signature(&entry.data)? == modsig::without_signature(&b.data)?;
+            (same && signed_by(&info, signing)).then(|| Built {
+                file: b.file.clone(),
+                module: b.module.clone(),
+                data: entry.data.clone(),
+                info,
+            })
+        })
+        .collect()
+}
+
+fn signed_by(info: &ModInfo, signing: &Signing) -> bool {
+    info.signature.as_ref().is_some_and(|s| {
+        s.error.is_none()
+            && s.signer == signing.signer
+            && s.key_id.as_deref() == Some(signing.key_id.as_str())
+            && s.hash_algo.as_deref() == Some(signing.hash.as_str())
+    })
 }
 
 /// The temporary artifact files killed runs left in `dir`

@@ -52,6 +52,40 @@ pub struct Options {
     /// Controller folder the action plugin copies the artifacts into.
     #[serde(default)]
     pub fetch_dir: Option<String>,
+    /// Private key the artifacts' modules are signed with.
+    #[serde(default)]
+    pub sign_key: Option<String>,
+    /// Certificate of that key.
+    #[serde(default)]
+    pub sign_cert: Option<String>,
+    /// Digest of the signatures.
+    #[serde(default)]
+    pub sign_hash: SignHash,
+}
+
+/// The digests `sign-file` and the kernel agree on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignHash {
+    #[default]
+    Sha256,
+    Sha384,
+    Sha512,
+    Sha224,
+    Sha1,
+}
+
+impl SignHash {
+    /// The name `sign-file` takes and a signature shows.
+    pub fn name(self) -> &'static str {
+        match self {
+            SignHash::Sha256 => "sha256",
+            SignHash::Sha384 => "sha384",
+            SignHash::Sha512 => "sha512",
+            SignHash::Sha224 => "sha224",
+            SignHash::Sha1 => "sha1",
+        }
+    }
 }
 
 fn default_kernels() -> Vec<KernelSpec> {

@@ -8,9 +8,10 @@
 //! kernels' module folders in path order (`kernel::lock_trees`, as
 //! kmod_update and initramfs_regen take them), held until the run ends.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
 use formats::dkms::{self, State as Dkms};
 use formats::modinfo::{sha256_hex, validate_name};
 use linux_host::kernel::{self, KernelSpec};
@@ -18,7 +19,7 @@ use linux_host::kmod::{Lookup, Resolved};
 use linux_host::{Cmd, DirLock, Host};
 use serde::Serialize;
 
-use crate::artifact::{self, Build};
+use crate::artifact::{self, Build, Signing};
 use crate::options::{agree, Options, State};
 use crate::source::{self, Rpm, Source};
 use crate::tree::{self, Action, Shown, LIST, SRC_ROOT};
@@ -83,6 +84,7 @@ pub struct Plan {
     pub(crate) remove_all: bool,
     pub(crate) kernels: Vec<KernelPlan>,
     pub(crate) artifacts_dir: Option<PathBuf>,
+    pub(crate) signing: Option<Signing>,
     pub(crate) mkrpm: bool,
     pub(crate) force: bool,
     pub(crate) state: State,
@@ -97,6 +99,7 @@ impl Plan {
             version: &self.version,
             kernel,
             modules: &self.modules,
+            signing: self.signing.as_ref(),
         }
     }
 
@@ -116,6 +119,61 @@ impl Plan {
                 s.build || s.install || s.remove || k.artifact.as_ref().is_some_and(|a| a.write)
             })
     }
+}
+
+/// The artifact signing `sign_key` and `sign_cert` ask for, checked: both
+/// or neither, absolute, with artifacts to sign, a certificate that names
+/// its signatures, a key that is a regular file root alone can read (it is
+/// never read here, only named to `sign-file`), and a `sign-file` for
+/// every kernel.
+fn signing(
+    host: &Host,
+    o: &Options,
+    artifacts: bool,
+    kernels: &[String],
+) -> Result<Option<Signing>> {
+    let (key, cert) = match (&o.sign_key, &o.sign_cert) {
+        (None, None) => return Ok(None),
+        (Some(key), Some(cert)) => (PathBuf::from(key), PathBuf::from(cert)),
+        _ => bail!("sign_key and sign_cert go together"),
+    };
+    if o.state == State::Absent {
+        return Ok(None);
+    }
+    if !artifacts {
+        bail!("sign_key and sign_cert sign the artifacts: set artifacts_dir");
+    }
+    for (option, path) in [("sign_key", &key), ("sign_cert", &cert)] {
+        if !path.is_absolute() {
+            bail!("{option} must be an absolute path, got {}", path.display());
+        }
+    }
+    let meta = host
+        .symlink_metadata(&key)
+        .with_context(|| format!("sign_key {}", key.display()))?;
+    if !meta.is_file() || meta.mode() & 0o077 != 0 || meta.uid() != 0 {
+        bail!(
+            "sign_key {} must be a regular file that only root can read (owner uid {}, mode {:o})",
+            key.display(),
+            meta.uid(),
+            meta.mode() & 0o7777
+        );
+    }
+    let der = host
+        .read_input(&cert, 1 << 20)
+        .with_context(|| format!("cannot read sign_cert {}", cert.display()))?;
+    let (signer, key_id) = formats::modsig::certificate_names(&der)
+        .with_context(|| format!("sign_cert {} is not an X.509 certificate", cert.display()))?;
+    for k in kernels {
+        artifact::sign_file(host, k)?;
+    }
+    Ok(Some(Signing {
+        key,
+        cert,
+        hash: o.sign_hash.name().to_string(),
+        signer,
+        key_id,
+    }))
 }
 
 /// Reads the source and DKMS's status; decides every step.
@@ -176,6 +234,7 @@ pub fn plan(options: Options, host: &Host) -> Result<Plan> {
             );
         }
     }
+    let signing = signing(host, &options, artifacts_dir.is_some(), &kernels)?;
     let artifact_leftovers = match &artifacts_dir {
         Some(dir) => artifact::leftovers(host, dir, &name)?,
         None => Vec::new(),
@@ -229,6 +288,7 @@ pub fn plan(options: Options, host: &Host) -> Result<Plan> {
                     version: &version,
                     kernel: k,
                     modules: &modules,
+                    signing: signing.as_ref(),
                 }
                 .plan(host, dir, build)?,
             ),
@@ -265,6 +325,7 @@ pub fn plan(options: Options, host: &Host) -> Result<Plan> {
         remove_all,
         kernels: plans,
         artifacts_dir,
+        signing,
         mkrpm: options.mkrpm && options.state != State::Absent,
         force: options.force,
         state: options.state,
@@ -376,6 +437,7 @@ fn misinstalled(
         version,
         kernel,
         modules,
+        signing: None,
     };
     for b in build.built(host)? {
         let resolved = Resolved::read(host, kernel, &b.module, Lookup::Modinfo)?;
