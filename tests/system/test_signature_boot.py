@@ -1,7 +1,9 @@
 """Issue 16's proof on a real kernel: a lab kernel booted in QEMU with
 `module.sig_enforce=1` refuses the unsigned DKMS build and a build signed
 with a key it does not hold, and loads Debian's signed in-tree module; the
-same kernel without the parameter loads the unsigned build. In every boot
+same kernel without the parameter loads the unsigned build. The build
+signed with a throwaway key comes from aacraid_build's sign_key, and its
+manifest names the signer the facts show. In every boot
 raid_driver_facts runs inside the guest, on the very files the image's init
 then loads from, before it loads them (tests/bootcheck/boot-check.py
 --facts), and its `will_load` must predict what the kernel did: the banner,
@@ -44,7 +46,7 @@ def install_and_regenerate(lab, kernel, src):
     assert lab.module("initramfs_regen", kernels=[kernel])["changed"] is True
 
 
-def test_an_enforcing_kernel_does_what_the_facts_in_the_guest_predicted(artifacts, tmp_path):
+def test_an_enforcing_kernel_does_what_the_facts_in_the_guest_predicted(artifacts, vendor_packages, tmp_path):
     with Lab("initramfs-tools", prefix="sig-boot") as lab:
         lab.put_artifacts(artifacts)
         built, stranger = lab.kernels
@@ -81,22 +83,32 @@ def test_an_enforcing_kernel_does_what_the_facts_in_the_guest_predicted(artifact
         assert kernel["resolved"]["will_load_reason"].startswith(
             f"unsigned; kernel {built} loads it and marks itself tainted")
 
-        # The build signed with a throwaway key the kernel does not hold.
-        lab.sh(f"mkdir /root/unpacked && tar -xzf /root/{stranger}.tgz -C /root/unpacked aacraid.ko")
+        # The build signed on the build host (aacraid_build's sign_key) with a
+        # throwaway key the kernel does not hold: the manifest and the facts
+        # name the signer, and the kernel refuses it.
         key = tmp_path / "key.pem"
         subprocess.run(["openssl", "req", "-new", "-nodes", "-utf8", "-sha256", "-days", "3650", "-batch", "-x509",
                         "-subj", "/CN=aacraid throwaway key", "-outform", "PEM", "-out", key, "-keyout", key],
                        check=True, capture_output=True)
         lab.put(key, "/root/key.pem")
-        sign_file = lab.sh(f"ls /usr/src/linux-headers-{stranger}/scripts/sign-file "
-                           "/usr/lib/linux-kbuild-*/scripts/sign-file 2>/dev/null | head -n1").strip()
-        lab.sh(f"{sign_file} sha256 /root/key.pem /root/key.pem /root/unpacked/aacraid.ko")
-        install_and_regenerate(lab, stranger, "/root/unpacked/aacraid.ko")
+        lab.sh("chmod 600 /root/key.pem")
+        lab.put(vendor_packages["good"], "/root/good.tgz")
+        built_signed = lab.module("aacraid_build", src="/root/good.tgz", kernels=[stranger], state="built",
+                                  artifacts_dir="/root/signed", sign_key="/root/key.pem", sign_cert="/root/key.pem")
+        assert built_signed["changed"] is True, built_signed
+        artifact = built_signed["kernels"][0]["artifact"]["path"]
+        lab.sh(f"mkdir /root/unpacked && tar -xzf {artifact} -C /root/unpacked manifest.json")
+        [listed] = json.loads(lab.sh("cat /root/unpacked/manifest.json"))["files"]
+        assert listed["signer"] == "aacraid throwaway key", listed
+        installed = lab.module("kmod_update", src=artifact, kernels=[stranger], expected_signer="aacraid throwaway key")
+        assert installed["changed"] is True, installed
+        assert lab.module("initramfs_regen", kernels=[stranger])["changed"] is True
         result = boot(lab, stranger, *ENFORCE, "--expect-refused")
         assert "Loading of module with unavailable key is rejected" in result["refused"], result["refused"]
         _, kernel = guest_kernel(result, stranger)
         resolved = kernel["resolved"]
         assert resolved["tree"] == "updates" and resolved["signature"]["signer"] == "aacraid throwaway key"
+        assert resolved["signature"]["key_id"] == listed["key_id"]
         assert resolved["will_load"] is False
         reason = resolved["will_load_reason"]
         assert reason.startswith("signed by aacraid throwaway key (key "), reason
