@@ -22,6 +22,11 @@ pub struct Loaded {
     pub initstate: Option<String>,
     /// True when the module is part of the kernel image, not a loaded file.
     pub builtin: bool,
+    /// `/sys/module/<name>/taint`: the taint flags the module brought, `E`
+    /// when the kernel could not verify its signature (unsigned, or a key
+    /// it does not hold) and loaded it anyway, `O` out of tree; empty when
+    /// none, null for a built-in module.
+    pub taint: Option<String>,
 }
 
 /// Reads `/sys/module/<name>`; `None` when the kernel has no such module.
@@ -37,7 +42,12 @@ pub fn loaded(host: &Host, name: &str) -> Option<Loaded> {
             .filter(|s| !s.is_empty())
     };
     let initstate = attr("initstate");
+    let taint = initstate
+        .as_ref()
+        .and_then(|_| host.read_text(&dir.join("taint")).ok())
+        .map(|t| t.trim().to_string());
     Some(Loaded {
+        taint,
         version: attr("version"),
         srcversion: attr("srcversion"),
         builtin: initstate.is_none(),

@@ -96,6 +96,7 @@ fn lab() -> tempfile::TempDir {
     );
     write(root, "/sys/module/aacraid/srcversion", b"INTREE56\n");
     write(root, "/sys/module/aacraid/initstate", b"live\n");
+    write(root, "/sys/module/aacraid/taint", b"OE\n");
     dir
 }
 
@@ -148,6 +149,7 @@ fn facts_of_a_host_with_a_stale_image() -> Result<()> {
     assert_eq!(f["kernels"][0]["initramfs"]["early_cpio"], true);
     assert_eq!(f["kernels"][1]["initramfs"]["matches_resolved"], true);
     assert_eq!(f["next_boot"]["source"], "initramfs");
+    assert_eq!(f["loaded"]["taint"], "OE");
     assert_eq!(
         f["reboot_required"], false,
         "the image still holds the loaded driver"
