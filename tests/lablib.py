@@ -314,6 +314,23 @@ def task_results(output, task_index=0):
     return output["plays"][0]["tasks"][task_index]["hosts"]
 
 
+def throwaway_key(key, subject, cert=None):
+    """A new RSA key at `key` and its self-signed certificate at `cert` (the
+    same PEM file when None), made by openssl: a signing key no kernel
+    trusts. `subject` is openssl's form, e.g. "/CN=aacraid throwaway key"."""
+    subprocess.run(["openssl", "req", "-new", "-nodes", "-utf8", "-sha256", "-days", "3650", "-batch", "-x509",
+                    "-subj", subject, "-outform", "PEM", "-out", cert or key, "-keyout", key],
+                   check=True, capture_output=True)
+
+
+def force_signatures(lab, kernel):
+    """Makes `kernel`'s real build configuration in the container say
+    CONFIG_MODULE_SIG_FORCE=y (Debian's says it is not set)."""
+    config = f"/boot/config-{kernel}"
+    lab.sh(f"sed -i 's/^# CONFIG_MODULE_SIG_FORCE is not set$/CONFIG_MODULE_SIG_FORCE=y/' {config}")
+    assert lab.sh(f"grep -cx CONFIG_MODULE_SIG_FORCE=y {config}").strip() == "1"
+
+
 def file_stamps(lab, *paths):
     """path → (inode and mtime to the nanosecond, sha256) of files in the
     lab container, read there with stat and sha256sum: a file written

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from lablib import (ANSIBLE, BROKEN_VERSION, MODULE_VERSION, NEWEST, REPO, VENDOR_VERSION, Lab, driver_rpm, file_stamps,
-                    inventory, make_vendor_package, playbook, run_ansible, task_results)
+                    inventory, make_vendor_package, playbook, run_ansible, task_results, throwaway_key)
 
 VERSION = VENDOR_VERSION
 BROKEN = BROKEN_VERSION
@@ -538,9 +538,7 @@ def test_artifacts_signed_with_sign_key_carry_the_signer_and_stay_put(lab, tmp_p
     can read is refused before anything is written."""
     k = lab.kernels[0]
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(["openssl", "req", "-new", "-nodes", "-utf8", "-sha256", "-days", "3650", "-batch", "-x509",
-                    "-subj", "/O=aacraid lab/CN=aacraid build key", "-outform", "PEM", "-out", cert,
-                    "-keyout", key], check=True, capture_output=True)
+    throwaway_key(key, "/O=aacraid lab/CN=aacraid build key", cert)
     serial = subprocess.run(["openssl", "x509", "-in", cert, "-noout", "-serial"], check=True, capture_output=True,
                             text=True).stdout.strip().removeprefix("serial=")
     serial = ":".join(serial[i:i + 2] for i in range(0, len(serial), 2))

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from lablib import (ANSIBLE, MODULE_VERSION, NEWEST, VENDOR_VERSION, Lab, inventory, playbook, run_ansible,
-                    task_results, wait_for_process)
+from lablib import (ANSIBLE, MODULE_VERSION, NEWEST, VENDOR_VERSION, Lab, force_signatures, inventory, playbook,
+                    run_ansible, task_results, wait_for_process)
 
 WATCHED = ("/lib/modules", "/var/lib/kmod_update")
 
@@ -354,9 +354,7 @@ def test_a_kernel_enforcing_signatures_refuses_the_build_until_forced(artifacts)
     with Lab("initramfs-tools", "--security-opt", "systempaths=unconfined", prefix="kmod-sig") as lab:
         lab.put_artifacts(artifacts)
         enforcing, other = lab.kernels
-        config = f"/boot/config-{enforcing}"
-        lab.sh(f"sed -i 's/^# CONFIG_MODULE_SIG_FORCE is not set$/CONFIG_MODULE_SIG_FORCE=y/' {config}")
-        assert lab.sh(f"grep -cx CONFIG_MODULE_SIG_FORCE=y {config}").strip() == "1"
+        force_signatures(lab, enforcing)
         lab.sh(f"mkdir /root/unpacked && tar -xzf /root/{enforcing}.tgz -C /root/unpacked")
         [ko] = lab.sh("find /root/unpacked -name 'aacraid.ko*'").split()
         signer = lab.sh(f"modinfo -F signer {ko}").strip()
@@ -412,9 +410,7 @@ def test_the_server_role_stops_a_server_whose_kernel_would_refuse_the_build_befo
     as they were."""
     with Lab("initramfs-tools", prefix="role-sig") as lab:
         first, enforcing = lab.kernels
-        config = f"/boot/config-{enforcing}"
-        lab.sh(f"sed -i 's/^# CONFIG_MODULE_SIG_FORCE is not set$/CONFIG_MODULE_SIG_FORCE=y/' {config}")
-        assert lab.sh(f"grep -cx CONFIG_MODULE_SIG_FORCE=y {config}").strip() == "1"
+        force_signatures(lab, enforcing)
         inv = tmp_path / "inventory.ini"
         inv.write_text(f"server ansible_connection=community.docker.docker ansible_host={lab.name}\n")
         book = tmp_path / "server.yml"

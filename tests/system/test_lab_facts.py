@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from lablib import REPO, Lab
+from lablib import REPO, Lab, force_signatures, throwaway_key
 
 
 def facts(lab, **options):
@@ -67,9 +67,7 @@ def three_copies(lab, tmp_path):
     sig_len = int.from_bytes(data[-len(marker) - 4:-len(marker)], "big")
     (tmp_path / "unsigned.ko").write_bytes(data[:-(sig_len + 12 + len(marker))])
     key = tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-new", "-nodes", "-utf8", "-sha256", "-days", "3650", "-batch", "-x509",
-                    "-subj", "/O=aacraid lab/CN=aacraid test signing key", "-outform", "PEM", "-out", key,
-                    "-keyout", key], check=True, capture_output=True)
+    throwaway_key(key, "/O=aacraid lab/CN=aacraid test signing key")
     extra, updates = f"/lib/modules/{k}/extra/aacraid.ko", f"/lib/modules/{k}/updates/aacraid.ko"
     try:
         lab.put(key, "/root/key.pem")
@@ -158,9 +156,9 @@ def signing_verdicts(lab, tmp_path):
             reason = {c["path"]: c["will_load_reason"] for c in kernel["copies"]}[extra]
             assert reason.startswith(f"unsigned; kernel {k} loads it and marks itself tainted"), reason
 
-        lab.sh(f"cp -p {config} /root/config.saved && sed -i "
-               f"'s/^# CONFIG_MODULE_SIG_FORCE is not set$/CONFIG_MODULE_SIG_FORCE=y/' {config}")
+        lab.sh(f"cp -p {config} /root/config.saved")
         try:
+            force_signatures(lab, k)
             rd = facts(lab, kernels=[k])["ansible_facts"]["raid_driver"]
         finally:
             lab.sh(f"mv /root/config.saved {config}")

@@ -12,7 +12,7 @@ or the kernel's rejection line and no banner."""
 import json
 import subprocess
 
-from lablib import MODULE_VERSION, REPO, Lab
+from lablib import MODULE_VERSION, REPO, Lab, throwaway_key
 
 BOOT_CHECK = REPO / "tests/bootcheck/boot-check.py"
 ENFORCE = ("--append", "module.sig_enforce=1")
@@ -87,9 +87,7 @@ def test_an_enforcing_kernel_does_what_the_facts_in_the_guest_predicted(artifact
         # throwaway key the kernel does not hold: the manifest and the facts
         # name the signer, and the kernel refuses it.
         key = tmp_path / "key.pem"
-        subprocess.run(["openssl", "req", "-new", "-nodes", "-utf8", "-sha256", "-days", "3650", "-batch", "-x509",
-                        "-subj", "/CN=aacraid throwaway key", "-outform", "PEM", "-out", key, "-keyout", key],
-                       check=True, capture_output=True)
+        throwaway_key(key, "/CN=aacraid throwaway key")
         lab.put(key, "/root/key.pem")
         lab.sh("chmod 600 /root/key.pem")
         lab.put(vendor_packages["good"], "/root/good.tgz")

@@ -283,19 +283,20 @@ pub fn will_load(
 
 /// Why kernel `release` would refuse a module carrying `signature`
 /// (`None`: unsigned), as a sentence; `None` when it loads it, or when
-/// that cannot be known. `own` is the signature of one of the kernel's own
-/// modules ([`crate::kmod::own_module`]).
+/// that cannot be known. The kernel's own key is read from one of its own
+/// modules ([`crate::kmod::own_module`], near what `before` resolves).
 pub fn refusal(
     host: &Host,
     state: &HostSigning,
     release: &str,
     signature: Option<&Signature>,
-    own: Option<&Signature>,
+    before: &crate::kmod::Resolved,
 ) -> Option<String> {
     let running = crate::kernel::running(host).is_ok_and(|r| r == release);
     let config = kernel_config(host, release);
     let enforcement = enforcement(state, config.as_ref(), running);
-    let own: Vec<&Signature> = own.into_iter().collect();
+    let own = crate::kmod::own_module(host, release, before).and_then(|(_, info)| info.signature);
+    let own: Vec<&Signature> = own.iter().collect();
     let verdict = will_load(
         release,
         &enforcement,

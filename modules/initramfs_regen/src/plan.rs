@@ -8,7 +8,7 @@ use anyhow::{bail, Context as _, Result};
 use formats::cpio::Member;
 use formats::modinfo::{sha256_hex, validate_name, ModInfo, Resolution};
 use linux_host::initramfs::{self, member_for, module_files, relative_module_path};
-use linux_host::kmod::{self, Lookup, Resolved};
+use linux_host::kmod::{Lookup, Resolved};
 use linux_host::signing::{self, HostSigning};
 use linux_host::{kernel, DirLock, Host};
 use serde::Serialize;
@@ -115,9 +115,7 @@ fn check_signatures(
         let (Some(file), Some(path)) = (&resolved.file, resolved.path()) else {
             continue;
         };
-        let own = kmod::own_module(host, k, resolved).and_then(|(_, info)| info.signature);
-        let Some(why) =
-            signing::refusal(host, signing, k, file.info.signature.as_ref(), own.as_ref())
+        let Some(why) = signing::refusal(host, signing, k, file.info.signature.as_ref(), resolved)
         else {
             continue;
         };

@@ -60,9 +60,7 @@ pub fn check_signature(
     force: bool,
     warnings: &mut Vec<String>,
 ) -> Result<()> {
-    let own = kmod::own_module(host, k, before).and_then(|(_, info)| info.signature);
-    let Some(why) = signing::refusal(host, state, k, s.info.signature.as_ref(), own.as_ref())
-    else {
+    let Some(why) = signing::refusal(host, state, k, s.info.signature.as_ref(), before) else {
         return Ok(());
     };
     let problem = format!("kernel {k} would not load {}: {why}", s.described);
