@@ -10,7 +10,7 @@ use formats::modsig::Signature;
 use formats::signing::{self, KernelConfig, Key};
 use serde::Serialize;
 
-use crate::host::Host;
+use crate::host::{Host, Runner};
 
 const EFI: &str = "/sys/firmware/efi";
 const EFIVARS: &str = "/sys/firmware/efi/efivars";
@@ -37,8 +37,11 @@ pub struct HostSigning {
     pub sig_enforce: Option<bool>,
     /// `module.sig_enforce` as the running kernel's command line sets it.
     pub cmdline_sig_enforce: Option<bool>,
-    /// The asymmetric keys root sees in `/proc/keys`: the kernel's builtin,
-    /// secondary, machine (MOK) and platform keys; null when unreadable.
+    /// The asymmetric keys root sees in `/proc/keys` (the kernel's builtin,
+    /// secondary, machine (MOK) and platform keys), each with its keyring
+    /// when `keyctl` can read them; null when `/proc/keys` is unreadable.
+    /// Module signatures count only keys of [`signing::MODULE_KEYRINGS`], or
+    /// of an unknown keyring.
     pub trusted_keys: Option<Vec<Key>>,
 }
 
@@ -61,8 +64,65 @@ impl HostSigning {
             trusted_keys: host
                 .read_input(Path::new("/proc/keys"), KEYS_MAX)
                 .ok()
-                .map(|data| signing::keys(&String::from_utf8_lossy(&data))),
+                .map(|data| {
+                    let listing = String::from_utf8_lossy(&data);
+                    let mut keys = signing::keys(&listing);
+                    let rings = signing::keyrings(&listing);
+                    place_in_keyrings(&mut keys, &rings, |serial| keyring_members(host, serial));
+                    keys
+                }),
         }
+    }
+}
+
+/// Sets each key's `keyring` from the members `read` gives for each
+/// keyring (none: left unknown).
+fn place_in_keyrings(
+    keys: &mut [Key],
+    keyrings: &[(String, u32)],
+    read: impl Fn(u32) -> Option<Vec<u32>>,
+) {
+    for (name, serial) in keyrings {
+        let Some(members) = read(*serial) else {
+            continue;
+        };
+        for key in keys.iter_mut().filter(|k| members.contains(&k.serial)) {
+            key.keyring = Some(name.clone());
+        }
+    }
+}
+
+/// `keyctl read` of a keyring: the serials of its members. `None` on a
+/// scripted host, and where the call is refused (Docker's default seccomp
+/// profile refuses `keyctl`).
+#[allow(unsafe_code)]
+fn keyring_members(host: &Host, serial: u32) -> Option<Vec<u32>> {
+    const KEYCTL_READ: libc::c_long = 11;
+    if !matches!(host.runner, Runner::Real { .. }) {
+        return None;
+    }
+    let mut buf = vec![0u8; 4096];
+    loop {
+        // SAFETY: KEYCTL_READ writes at most `buf.len()` bytes to `buf` and
+        // returns how many it would need; the key serial is an int.
+        let needed = unsafe {
+            libc::syscall(
+                libc::SYS_keyctl,
+                KEYCTL_READ,
+                libc::c_long::from(serial as i32),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        };
+        let needed = usize::try_from(needed).ok()?;
+        if needed <= buf.len() {
+            buf.truncate(needed);
+            return Some(signing::members(&buf));
+        }
+        if needed > KEYS_MAX as usize {
+            return None;
+        }
+        buf.resize(needed, 0);
     }
 }
 
@@ -253,9 +313,17 @@ pub fn will_load(
     } else {
         keys.map(|keys| {
             keys.iter()
+                .filter(|k| {
+                    k.keyring
+                        .as_deref()
+                        .is_none_or(|r| signing::MODULE_KEYRINGS.contains(&r))
+                })
                 .find(|k| signing::names_key(k, signer, key_id))
-                .map(|k| format!("a key the running kernel holds ({})", k.name))
-                .ok_or("no key the running kernel holds has that name or identifier")
+                .map(|k| match &k.keyring {
+                    Some(ring) => format!("a key the running kernel holds ({}, in {ring})", k.name),
+                    None => format!("a key the running kernel holds ({})", k.name),
+                })
+                .ok_or("no key the running kernel holds for modules has that name or identifier")
         })
     };
     match (trust, enforcement.enforced) {
@@ -481,6 +549,46 @@ mod tests {
                 false
             ),
             Some(false)
+        );
+    }
+
+    #[test]
+    fn keys_take_their_keyring_and_only_module_keyrings_are_trusted() {
+        let listing = format!(
+            "{KEYS}0a000001 I------     1 perm 1f0f0000     0     0 keyring   .platform: 1\n\
+             0a000002 I------     1 perm 1f0f0000     0     0 keyring   .machine: 1\n"
+        );
+        let mut keys = formats::signing::keys(&listing);
+        let rings = formats::signing::keyrings(&listing);
+        // The CA sits in .platform (firmware db), the DKMS key in .machine (MOK).
+        place_in_keyrings(&mut keys, &rings, |serial| match serial {
+            0x0a000001 => Some(vec![0x1d6c02e4]),
+            0x0a000002 => Some(vec![0x2a6c02e4]),
+            _ => None,
+        });
+        let placed: Vec<_> = keys.iter().map(|k| k.keyring.as_deref()).collect();
+        assert_eq!(placed, [Some(".platform"), Some(".machine")]);
+        let on = Enforcement::new(Some(true), "module.sig_enforce is on");
+        let ca = signed("Debian Secure Boot CA", "01");
+        let v = will_load("k", &on, Some(&ca), &[], Some(&keys));
+        assert_eq!(
+            v.will_load,
+            Some(false),
+            "a firmware key does not sign modules: {v:?}"
+        );
+        let dkms = signed("DKMS module signing key", "02");
+        let v = will_load("k", &on, Some(&dkms), &[], Some(&keys));
+        assert_eq!(v.will_load, Some(true));
+        assert!(
+            v.will_load_reason
+                .ends_with("(DKMS module signing key, in .machine)"),
+            "{v:?}"
+        );
+        // Where the keyrings cannot be read, every key of root counts.
+        let unplaced = formats::signing::keys(&listing);
+        assert_eq!(
+            will_load("k", &on, Some(&ca), &[], Some(&unplaced)).will_load,
+            Some(true)
         );
     }
 
