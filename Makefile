@@ -7,7 +7,7 @@ VENV := .venv/core-latest
 # VENDOR_VERSION and MODULE_VERSION of the fixture vendor driver.
 include tests/fixtures/version.env
 
-.PHONY: setup build lint unit fuzz lab-image system signature-boot crash-sample crash molecule molecule-default molecule-fleet lab lab-clean test bench clean
+.PHONY: setup build lint unit fuzz lab-image vm-image system signature-boot vm-reboot crash-sample crash molecule molecule-default molecule-fleet lab lab-clean test bench clean
 
 setup:
 	tests/setup.sh
@@ -42,6 +42,10 @@ fuzz:
 lab-image: setup
 	tests/lab/build-image.sh all
 
+# The lab's virtual-machine disk (GRUB, systemd, sshd), made from aacraid-lab:initramfs-tools.
+vm-image: lab-image
+	tests/lab/build-vm.sh
+
 # The system tests run in random order (pytest-randomly prints its seed first; rerun an
 # order with SYSTEM_ARGS=--randomly-seed=N) on two workers (pytest-xdist): every test
 # makes its own containers, and what several share (the vendor packages, the artifacts)
@@ -51,10 +55,17 @@ SYSTEM_ARGS ?=
 # The QEMU boots of test_signature_boot.py keep a core busy for minutes: `make test` runs
 # them as `signature-boot`, beside Molecule and the crash sample, which mostly wait.
 system: build lab-image
-	$(VENV)/bin/pytest -v -n $(SYSTEM_WORKERS) $(SYSTEM_ARGS) --ignore=tests/system/test_signature_boot.py tests/system
+	$(VENV)/bin/pytest -v -n $(SYSTEM_WORKERS) $(SYSTEM_ARGS) --ignore=tests/system/test_signature_boot.py \
+		--ignore=tests/system/test_vm_reboot.py tests/system
 
 signature-boot: build lab-image
 	$(VENV)/bin/pytest -v tests/system/test_signature_boot.py
+
+# The rollout over SSH against a virtual machine that really reboots (-s prints the boot
+# and reboot times). Not in `make test` yet: under software emulation it takes longer than
+# the suite's 60-minute budget leaves.
+vm-reboot: build vm-image
+	$(VENV)/bin/pytest -v -s tests/system/test_vm_reboot.py
 
 # The crash-consistency harness (tests/crash): every write-side system call of a module run is a
 # kill point; `crash-sample` (in `make test`) tries a fixed spread of them and 3 concurrency
