@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Builds the lab's virtual-machine disk: a bootable Debian 12 disk image made from the
-# aacraid-lab:initramfs-tools image (so the same two kernels, headers, dkms and tools,
-# and no Python), plus systemd as init, sshd and systemd-networkd, booted by GRUB
+# aacraid-lab:initramfs-tools image (its newest kernel only, as a server usually has one
+# kernel and every other kernel doubles the work of a rollout under software emulation;
+# headers, dkms and tools; no Python), plus systemd as init, sshd and systemd-networkd, booted by GRUB
 # installed in the disk's own MBR and reading the guest's own /boot. QEMU has no Adaptec
 # controller, so the guest loads aacraid at boot on purpose: it is listed in
 # /etc/initramfs-tools/modules (loaded from the initramfs, so the image's copy is the one
-# that runs) and in /etc/modules-load.d.
+# that runs) and in /etc/modules-load.d. The first images are made with MODULES=most (a
+# container has no root device to inspect); later ones, made in the guest, with MODULES=dep,
+# as a sysadmin sets it on a server: under software emulation MODULES=most takes minutes.
 #
 # Output: $AACRAID_LAB_CACHE/vm-<hash>.raw (sparse, 8 GiB apparent) and vm-<hash>.json
 # (kernel, label). The hash covers this script and the base image's own hash label, so
@@ -73,6 +76,11 @@ FROM $BASE
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       systemd-sysv udev dbus openssh-server iproute2 \
+ && abi=\$(sed -n 2p /etc/aacraid-lab/kernels) && abi=\${abi%-amd64} \
+ && DEBIAN_FRONTEND=noninteractive apt-get purge -y \
+      \$(dpkg-query -W -f '\${Package}\n' | grep -E "^linux-(image|headers)-\$abi-") \
+ && ! ls /boot/initrd.img-\$abi-* 2>/dev/null \
+ && head -n 1 /etc/aacraid-lab/kernels > /etc/aacraid-lab/kernels.vm && mv /etc/aacraid-lab/kernels.vm /etc/aacraid-lab/kernels \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
 RUN printf '%s\n' '[Match]' 'Name=en* eth*' '[Network]' 'DHCP=ipv4' > /etc/systemd/network/10-lab.network \
  && systemctl enable systemd-networkd.service ssh.service \
@@ -85,6 +93,7 @@ RUN printf '%s\n' '[Match]' 'Name=en* eth*' '[Network]' 'DHCP=ipv4' > /etc/syste
  && echo 'LABEL=$LABEL / ext4 errors=remount-ro 0 1' > /etc/fstab \
  && for k in \$(cat /etc/aacraid-lab/kernels); do update-initramfs -u -k "\$k"; done \
  && lsinitramfs /boot/initrd.img-$kernel | grep -q '/aacraid\.ko' \
+ && sed -i 's/^MODULES=.*/MODULES=dep/' /etc/initramfs-tools/initramfs.conf \
  && echo vm > /etc/aacraid-lab/variant
 EOF
 if docker run --rm "$tag" sh -c 'ls /usr/bin/python3* /usr/lib/python3* 2>/dev/null' | grep -q .; then

@@ -34,22 +34,35 @@ def facts(inventory):
     return result["ansible_facts"]["raid_driver"]
 
 
-def rollout(inventory, vendor_package, fetch_dir, reboot_ok):
-    out, _ = run_ansible(NEWEST, "ansible-playbook", "-i", inventory, PLAYBOOK, extra_vars={
+def rollout(inventory, vendor_package, fetch_dir, reboot_ok, check=True):
+    out, proc = run_ansible(NEWEST, "ansible-playbook", "-i", inventory, PLAYBOOK, check=check, extra_vars={
         "aacraid_build_host_package": vendor_package,
         "aacraid_build_host_fetch_dir": str(fetch_dir),
         "aacraid_server_driver_version": MODULE_VERSION,
         "aacraid_server_reboot_ok": reboot_ok,
     })
-    return out
+    return (out, proc.returncode) if not check else out
+
+
+def write_inventory(path, builder, vm, *containers):
+    path.write_text("\n".join([
+        "[build_hosts]",
+        f"builder ansible_connection=community.docker.docker ansible_host={builder.name}",
+        "[raid_servers]",
+        vm.inventory_line("server1"),
+        *(f"{name} ansible_connection=community.docker.docker ansible_host={lab.name}" for name, lab in containers),
+    ]) + "\n")
+    return path
 
 
 def server_results(out, task_name):
-    """server1's results of every task of that name, across the plays."""
+    """server1's results of every task of that name (a role's tasks are
+    named "<role> : <name>"), across the plays."""
     found = []
     for play in out["plays"]:
         for task in play["tasks"]:
-            if task["task"]["name"] == task_name and "server1" in task["hosts"]:
+            name = task["task"]["name"]
+            if (name == task_name or name.endswith(f" : {task_name}")) and "server1" in task["hosts"]:
                 found.append(task["hosts"]["server1"])
     return found
 
@@ -57,13 +70,7 @@ def server_results(out, task_name):
 def test_the_rollout_reboots_a_real_machine_into_the_new_driver(vendor_packages, tmp_path):
     with VM(tmp_path / "vm") as vm, Lab("initramfs-tools", prefix="vm-build") as builder:
         print(f"VM boot ({vm.accel}): {vm.boot_seconds} s to SSH")
-        inventory = tmp_path / "inventory.ini"
-        inventory.write_text("\n".join([
-            "[build_hosts]",
-            f"builder ansible_connection=community.docker.docker ansible_host={builder.name}",
-            "[raid_servers]",
-            vm.inventory_line("server1"),
-        ]) + "\n")
+        inventory = write_inventory(tmp_path / "inventory.ini", builder, vm)
         fetch_dir = tmp_path / "artifacts"
 
         intree = vm.ssh("cat /sys/module/aacraid/version").stdout.strip()
@@ -116,3 +123,46 @@ def test_the_rollout_reboots_a_real_machine_into_the_new_driver(vendor_packages,
         assert skipped.get("skipped") is True
         assert vm.boot_id() == second_boot
         assert VENDOR_VERSION in {p.name.split("-")[1] for p in fetch_dir.glob("aacraid-*.tgz")}
+
+
+def test_a_server_that_boots_without_the_new_driver_stops_the_rollout(vendor_packages, tmp_path):
+    """Two batches (the default with reboots allowed: the canary first): the
+    VM's new image cannot load the driver (modprobe.d runs /bin/false for it,
+    and the regenerated image carries that rule), so its check after the
+    reboot fails and names the server, the loaded and the expected version;
+    the second batch's server is never touched. Then a reboot that does not
+    come back within reboot_timeout (the machine powers off) fails with the
+    built-in's message."""
+    with (VM(tmp_path / "vm") as vm, Lab("initramfs-tools", prefix="vm-build") as builder,
+          Lab("dracut", prefix="vm-batch2") as server2):
+        inventory = write_inventory(tmp_path / "inventory.ini", builder, vm, ("server2", server2))
+        vm.ssh("echo 'install aacraid /bin/false' > /etc/modprobe.d/aacraid-lab-unloadable.conf")
+        untouched = server2.tree_hash("/lib/modules", "/boot", "/var/lib")
+        first_boot = vm.boot_id()
+
+        out, rc = rollout(inventory, vendor_packages["good"], tmp_path / "artifacts", reboot_ok=True, check=False)
+        assert rc != 0
+        [reboot] = server_results(out, "Reboot")
+        assert reboot["rebooted"] is True, reboot
+        assert vm.boot_id() != first_boot
+        [verdict] = server_results(out, "Assert that the new driver is the loaded one")
+        assert verdict["failed"] is True
+        assert verdict["msg"].startswith("server1 rebooted in "), verdict["msg"]
+        assert f"loaded aacraid none, expected {MODULE_VERSION}" in verdict["msg"], verdict["msg"]
+        last_play = out["plays"][-1]
+        assert last_play["play"]["name"] == "Install, regenerate, reboot where allowed and verify"
+        assert all("server2" not in task["hosts"] for task in last_play["tasks"]), "the second batch ran"
+        assert out["stats"]["server2"]["changed"] == 0
+        assert server2.tree_hash("/lib/modules", "/boot", "/var/lib") == untouched
+        assert vm.ssh("test -e /sys/module/aacraid", check=False).returncode != 0
+
+        # A reboot that never comes back (the machine powers off) fails at reboot_timeout
+        # with the built-in's message. Through raw_reboot itself: with the driver not loaded
+        # the facts see no reboot due, so the role would not reboot again.
+        started = time.monotonic()
+        out, _ = run_ansible(NEWEST, "ansible", "-i", inventory, "server1", "-m", "raw_reboot", "-a",
+                             json.dumps({"reboot_timeout": 20, "reboot_command": "systemctl poweroff"}), check=False)
+        [result] = out["plays"][0]["tasks"][0]["hosts"].values()
+        assert result["failed"] is True and result["rebooted"] is True, result
+        assert result["msg"] == "Timed out waiting for last boot time check (timeout=20)", result["msg"]
+        print(f"a reboot that does not come back, reboot_timeout 20: failed after {time.monotonic() - started:.0f} s")
