@@ -1,6 +1,6 @@
-"""The lab's virtual machine, for tests and `make lab`: a private copy of the
-disk tests/lab/build-vm.sh makes (GRUB in its MBR, systemd, sshd, the lab
-kernels, no Python), with a login key and host keys made for this run
+"""The lab's virtual machine, for tests/system/test_vm_reboot.py: a private
+copy of the disk tests/lab/build-vm.sh makes (GRUB in its MBR, systemd,
+sshd, the newest lab kernel, no Python), with a login key and host keys made for this run
 written into it, booted under QEMU (KVM when a trial boot shows it works,
 else software emulation) with the guest's port 22 forwarded to a free port on
 127.0.0.1. A reboot inside the guest is a real one: QEMU restarts the
@@ -14,6 +14,7 @@ Needs root (a loop mount of the copy). Python 3.11 standard library.
 """
 
 import contextlib
+import functools
 import json
 import os
 import shlex
@@ -46,37 +47,32 @@ def free_port():
         return s.getsockname()[1]
 
 
-_ACCEL = {}
-
-
+@functools.cache
 def accelerator(disk, seconds=15):
     """kvm when a trial boot of `disk` under KVM reaches GRUB's menu entry on
     the serial console within `seconds`, else tcg. An openable /dev/kvm is not
     enough: nested KVM on some machines (this project's CI among them) takes
     the guest and never runs its firmware. Decided once per process."""
-    if "verdict" not in _ACCEL:
-        _ACCEL["verdict"] = "tcg"
+    try:
+        os.close(os.open("/dev/kvm", os.O_RDWR))
+    except OSError:
+        return "tcg"
+    with tempfile.TemporaryDirectory(prefix="aacraid-kvm-probe.") as folder:
+        console = Path(folder) / "console.log"
+        probe = subprocess.Popen(
+            [QEMU, "-accel", "kvm", "-m", "256", "-display", "none", "-monitor", "none",
+             "-drive", f"file={disk},format=raw,if=virtio,snapshot=on", "-serial", f"file:{console}"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            os.close(os.open("/dev/kvm", os.O_RDWR))
-        except OSError:
-            return _ACCEL["verdict"]
-        with tempfile.TemporaryDirectory(prefix="aacraid-kvm-probe.") as folder:
-            console = Path(folder) / "console.log"
-            probe = subprocess.Popen(
-                [QEMU, "-accel", "kvm", "-m", "256", "-display", "none", "-monitor", "none",
-                 "-drive", f"file={disk},format=raw,if=virtio,snapshot=on", "-serial", f"file:{console}"],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            try:
-                deadline = time.monotonic() + seconds
-                while time.monotonic() < deadline and probe.poll() is None:
-                    if console.exists() and b"Booting `" in console.read_bytes():
-                        _ACCEL["verdict"] = "kvm"
-                        break
-                    time.sleep(0.5)
-            finally:
-                probe.kill()
-                probe.wait()
-    return _ACCEL["verdict"]
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline and probe.poll() is None:
+                if console.exists() and b"Booting `" in console.read_bytes():
+                    return "kvm"
+                time.sleep(0.5)
+        finally:
+            probe.kill()
+            probe.wait()
+    return "tcg"
 
 
 def first_partition_offset(disk):
@@ -160,8 +156,9 @@ class VM:
         """Powers the machine on and waits until sshd answers; records the
         seconds that took (boot_seconds)."""
         begin = time.monotonic()
-        self.process = subprocess.Popen(self.qemu_command(), stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.DEVNULL, stderr=open(self.folder / "qemu.err", "w"))
+        with open(self.folder / "qemu.err", "w") as err:
+            self.process = subprocess.Popen(self.qemu_command(), stdin=subprocess.DEVNULL,
+                                            stdout=subprocess.DEVNULL, stderr=err)
         self.wait_for_ssh(timeout)
         self.boot_seconds = round(time.monotonic() - begin, 1)
 

@@ -20,7 +20,7 @@ emulation its three rollouts take longer than the suite's budget leaves."""
 import json
 import time
 
-from lablib import MODULE_VERSION, NEWEST, REPO, VENDOR_VERSION, Lab, run_ansible
+from lablib import MODULE_VERSION, NEWEST, REPO, VENDOR_VERSION, Lab, run_ansible, task_results
 from vmlib import VM
 
 PLAYBOOK = REPO / "playbooks/aacraid.yml"
@@ -29,19 +29,20 @@ PLAYBOOK = REPO / "playbooks/aacraid.yml"
 def facts(inventory):
     out, _ = run_ansible(NEWEST, "ansible", "-i", inventory, "server1", "-m", "raid_driver_facts",
                          "-a", json.dumps({"gather_subset": ["modules", "initramfs", "loaded"]}))
-    [result] = out["plays"][0]["tasks"][0]["hosts"].values()
+    result = task_results(out)["server1"]
     assert result.get("failed") is not True, result
     return result["ansible_facts"]["raid_driver"]
 
 
 def rollout(inventory, vendor_package, fetch_dir, reboot_ok, check=True):
+    """The playbook's JSON output and exit status; with `check`, a failed run fails the test."""
     out, proc = run_ansible(NEWEST, "ansible-playbook", "-i", inventory, PLAYBOOK, check=check, extra_vars={
         "aacraid_build_host_package": vendor_package,
         "aacraid_build_host_fetch_dir": str(fetch_dir),
         "aacraid_server_driver_version": MODULE_VERSION,
         "aacraid_server_reboot_ok": reboot_ok,
     })
-    return (out, proc.returncode) if not check else out
+    return out, proc.returncode
 
 
 def write_inventory(path, builder, vm, *containers):
@@ -82,7 +83,7 @@ def test_the_rollout_reboots_a_real_machine_into_the_new_driver(vendor_packages,
         first_boot = vm.boot_id()
 
         # 1. No reboot allowed: the due reboot is reported and exported.
-        out = rollout(inventory, vendor_packages["good"], fetch_dir, reboot_ok=False)
+        out, _ = rollout(inventory, vendor_packages["good"], fetch_dir, reboot_ok=False)
         assert out["stats"]["server1"]["changed"] > 0 and out["stats"]["server1"]["failures"] == 0
         [exported] = server_results(out, "Export whether a reboot is due")
         assert exported["ansible_facts"]["aacraid_server_reboot_required"] is True
@@ -97,7 +98,7 @@ def test_the_rollout_reboots_a_real_machine_into_the_new_driver(vendor_packages,
 
         # 2. Reboot allowed: a real reboot through GRUB and the regenerated image.
         started = time.monotonic()
-        out = rollout(inventory, vendor_packages["good"], fetch_dir, reboot_ok=True)
+        out, _ = rollout(inventory, vendor_packages["good"], fetch_dir, reboot_ok=True)
         print(f"rollout with the reboot: {time.monotonic() - started:.0f} s")
         assert out["stats"]["server1"]["failures"] == 0
         [reboot] = server_results(out, "Reboot")
@@ -116,7 +117,7 @@ def test_the_rollout_reboots_a_real_machine_into_the_new_driver(vendor_packages,
         assert running["initramfs"]["matches_resolved"] is True, running["initramfs"]
 
         # 3. Nothing left to do: no change, no reboot.
-        out = rollout(inventory, vendor_packages["good"], fetch_dir, reboot_ok=True)
+        out, _ = rollout(inventory, vendor_packages["good"], fetch_dir, reboot_ok=True)
         assert out["stats"]["server1"]["changed"] == 0, out["stats"]
         assert out["stats"]["builder"]["changed"] == 0, out["stats"]
         [skipped] = server_results(out, "Reboot and verify the loaded driver")
@@ -162,7 +163,7 @@ def test_a_server_that_boots_without_the_new_driver_stops_the_rollout(vendor_pac
         started = time.monotonic()
         out, _ = run_ansible(NEWEST, "ansible", "-i", inventory, "server1", "-m", "raw_reboot", "-a",
                              json.dumps({"reboot_timeout": 20, "reboot_command": "systemctl poweroff"}), check=False)
-        [result] = out["plays"][0]["tasks"][0]["hosts"].values()
+        result = task_results(out)["server1"]
         assert result["failed"] is True and result["rebooted"] is True, result
         assert result["msg"] == "Timed out waiting for last boot time check (timeout=20)", result["msg"]
         print(f"a reboot that does not come back, reboot_timeout 20: failed after {time.monotonic() - started:.0f} s")
