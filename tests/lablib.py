@@ -10,10 +10,14 @@ Scripts outside pytest import it after putting tests/ on sys.path:
 """
 
 import contextlib
+import ipaddress
 import json
 import os
+import shlex
+import socket
 import subprocess
 import tarfile
+import time
 import uuid
 from pathlib import Path
 
@@ -236,6 +240,53 @@ class Lab:
 
     def remove(self):
         docker("rm", "-f", self.name, check=False)
+
+
+class LoginKey:
+    """An SSH key pair made for one lab run (`folder`/id_ed25519) and the
+    known_hosts file of the containers that trust it. A lab container started
+    with `docker_args()` runs sshd and lets this key log in as root
+    (tests/lab/aacraid-lab-init); `trust` waits for that sshd and records its
+    host key, read through docker: out of band, as an admin reads a new
+    server's key off its console."""
+
+    def __init__(self, folder):
+        self.private = Path(folder) / "id_ed25519"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "aacraid-lab-login",
+                        "-f", str(self.private)], check=True, capture_output=True, stdin=subprocess.DEVNULL)
+        self.public = self.private.with_name("id_ed25519.pub").read_text().strip()
+        self.known_hosts = Path(folder) / "known_hosts"
+        self.known_hosts.touch()
+
+    def docker_args(self):
+        return ["-e", f"AACRAID_LAB_LOGIN_KEY={self.public}"]
+
+    def trust(self, lab, timeout=30):
+        """The container's address once its sshd listens; its host key is
+        then in known_hosts."""
+        inspected = docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", lab.name)
+        address = str(ipaddress.ip_address(inspected.stdout.split()[0]))
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                socket.create_connection((address, 22), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"sshd of {lab.name} did not listen on {address}:22 in {timeout} s")
+                time.sleep(0.2)
+        kind, key = lab.sh("cat /etc/ssh/ssh_host_ed25519_key.pub").split()[:2]
+        with self.known_hosts.open("a") as out:
+            out.write(f"{address} {kind} {key}\n")
+        return address
+
+    def inventory_vars(self):
+        """INI `[all:vars]` lines that reach the trusted containers the way a
+        user's inventory does: the ssh connection as root, this key only, host
+        keys checked (ControlPersist comes from ansible.cfg's ssh_args)."""
+        common = f"-o UserKnownHostsFile={self.known_hosts} -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes"
+        return ["ansible_connection=ssh", "ansible_user=root", f"ansible_ssh_private_key_file={self.private}",
+                f"ansible_ssh_common_args={shlex.quote(common)}"]
 
 
 RPM_HOST = """#!/bin/sh

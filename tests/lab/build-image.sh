@@ -20,7 +20,7 @@ readonly SUITES=("$SUITE" "$SUITE-updates" "$SUITE-security")
 readonly KERNEL_SERIES=6.1.0
 readonly REPO=aacraid-lab
 readonly ALL_VARIANTS=(dracut initramfs-tools)
-readonly COMMON_PACKAGES=(dkms kmod gcc make rpm rpm2cpio cpio zstd xz-utils gzip)
+readonly COMMON_PACKAGES=(dkms kmod gcc make rpm rpm2cpio cpio zstd xz-utils gzip openssh-server)
 readonly CHROOT_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 SCRIPT=$(readlink -f "${BASH_SOURCE[0]}")
@@ -126,7 +126,22 @@ EOF
 
     mkdir -p "$root/etc/aacraid-lab"
     printf '%s\n' "${kernels[@]}" >"$root/etc/aacraid-lab/kernels"
+    install_sshd_setup "$root"
     assert_no_python "$root" common
+}
+
+# Key-only root login over SSH. Every container makes its own host key when it starts
+# (aacraid-lab-init), so the image carries none.
+install_sshd_setup() {
+    local root=$1
+    rm -f "$root"/etc/ssh/ssh_host_*
+    cat >"$root/etc/ssh/sshd_config.d/90-aacraid-lab.conf" <<'EOF'
+HostKey /etc/ssh/ssh_host_ed25519_key
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+EOF
+    install -m 0755 "$(dirname "$SCRIPT")/aacraid-lab-init" "$root/usr/local/sbin/aacraid-lab-init"
 }
 
 # Leaves the common root in $WORK_DIR/common, from the cache when possible.
@@ -216,7 +231,7 @@ import_root() {
     tar -C "$root" --numeric-owner -c . |
         docker import \
             --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-            --change 'CMD ["sleep","infinity"]' \
+            --change 'CMD ["/usr/local/sbin/aacraid-lab-init"]' \
             "${changes[@]}" \
             --message "built by tests/lab/build-image.sh" - "$tag"
 }
@@ -272,7 +287,7 @@ main() {
     docker info >/dev/null 2>&1 || die "the docker engine is not reachable"
 
     resolve_sources
-    COMMON_HASH=$(printf '%s\n' "$(cat "$SCRIPT" "$(dirname "$SCRIPT")/lab-lib.sh" | sha256sum)" "$(dpkg --print-architecture)" \
+    COMMON_HASH=$(printf '%s\n' "$(cat "$SCRIPT" "$(dirname "$SCRIPT")"/{lab-lib.sh,aacraid-lab-init} | sha256sum)" "$(dpkg --print-architecture)" \
         "$SOURCES" "$SOURCES_INPUT" | sha256sum | cut -d' ' -f1)
 
     exec 8>&2

@@ -2,8 +2,9 @@
 # Builds the lab's virtual-machine disk: a bootable Debian 12 disk image made from the
 # aacraid-lab:initramfs-tools image (its newest kernel only, as a server usually has one
 # kernel and every other kernel doubles the work of a rollout under software emulation;
-# headers, dkms and tools; no Python), plus systemd as init, sshd and systemd-networkd, booted by GRUB
-# installed in the disk's own MBR and reading the guest's own /boot. QEMU has no Adaptec
+# headers, dkms, tools and the lab's key-only sshd; no Python), plus systemd as init and
+# systemd-networkd, booted by GRUB installed in the disk's own MBR and reading the
+# guest's own /boot. QEMU has no Adaptec
 # controller, so the guest loads aacraid at boot on purpose: it is listed in
 # /etc/initramfs-tools/modules (loaded from the initramfs, so the image's copy is the one
 # that runs) and in /etc/modules-load.d. The first images are made with MODULES=most (a
@@ -75,7 +76,7 @@ docker build --pull=false -q -t "$tag" - >"$work/build.log" 2>&1 <<EOF || { tail
 FROM $BASE
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      systemd-sysv udev dbus openssh-server iproute2 \
+      systemd-sysv udev dbus iproute2 \
  && abi=\$(sed -n 2p /etc/aacraid-lab/kernels) && abi=\${abi%-amd64} \
  && DEBIAN_FRONTEND=noninteractive apt-get purge -y \
       \$(dpkg-query -W -f '\${Package}\n' | grep -E "^linux-(image|headers)-\$abi-") \
@@ -85,9 +86,6 @@ RUN apt-get update \
 RUN printf '%s\n' '[Match]' 'Name=en* eth*' '[Network]' 'DHCP=ipv4' > /etc/systemd/network/10-lab.network \
  && systemctl enable systemd-networkd.service ssh.service \
  && systemctl set-default multi-user.target \
- && printf '%s\n' 'PermitRootLogin prohibit-password' 'PasswordAuthentication no' \
-      'KbdInteractiveAuthentication no' > /etc/ssh/sshd_config.d/aacraid-lab.conf \
- && rm -f /etc/ssh/ssh_host_* \
  && echo aacraid > /etc/modules-load.d/aacraid.conf \
  && echo aacraid >> /etc/initramfs-tools/modules \
  && echo 'LABEL=$LABEL / ext4 errors=remount-ro 0 1' > /etc/fstab \
