@@ -152,13 +152,14 @@ class VM:
             "-serial", f"file:{self.console}",
         ]
 
-    def start(self, timeout=600):
+    def start(self, timeout=600, detach=False):
         """Powers the machine on and waits until sshd answers; records the
-        seconds that took (boot_seconds)."""
+        seconds that took (boot_seconds). With `detach`, QEMU runs in its own
+        session and outlives this process."""
         begin = time.monotonic()
         with open(self.folder / "qemu.err", "w") as err:
             self.process = subprocess.Popen(self.qemu_command(), stdin=subprocess.DEVNULL,
-                                            stdout=subprocess.DEVNULL, stderr=err)
+                                            stdout=subprocess.DEVNULL, stderr=err, start_new_session=detach)
         self.wait_for_ssh(timeout)
         self.boot_seconds = round(time.monotonic() - begin, 1)
 

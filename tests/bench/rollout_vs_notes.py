@@ -4,7 +4,8 @@ a fresh fleet of the shape of the Molecule `fleet` scenario: a dracut build
 host, a dracut server, an initramfs-tools server, and an initramfs-tools server
 with only the newer kernel. Our fleet uses the lab images (no Python); the
 baseline's uses the -python images (`tests/lab/build-image.sh --python all`).
-Wall time of each ansible-playbook run.
+Both reach their hosts over SSH (ControlPersist on, from ansible.cfg), with a key
+made per fleet and host keys checked. Wall time of each ansible-playbook run.
 
 Every run sets ANSIBLE_PIPELINING itself (never inherited). The notes, being
 Python modules, are measured both ways (pipelining off: about five remote
@@ -37,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchlib import (  # noqa: E402
     Samples, Target, alternated, drop_caches, finish, parse_args, print_table, ratio, require_image, timed_playbook,
 )
-from lablib import MODULE_VERSION, REPO, VENDOR_VERSION, Lab, make_vendor_package  # noqa: E402
+from lablib import MODULE_VERSION, REPO, VENDOR_VERSION, Lab, LoginKey, make_vendor_package  # noqa: E402
 
 SHAPE = [("build", "dracut", "build_hosts"), ("s1", "dracut", "raid_servers"),
          ("s2", "initramfs-tools", "raid_servers"), ("s3", "initramfs-tools", "raid_servers")]
@@ -45,21 +46,25 @@ SHAPE = [("build", "dracut", "build_hosts"), ("s1", "dracut", "raid_servers"),
 
 @contextlib.contextmanager
 def fleet(prefix, suffix, tmp):
-    """Starts the fleet (removed on exit); yields (inventory path, containers)."""
+    """Starts the fleet (removed on exit), reached over SSH with a key made
+    for it; yields (inventory path, containers)."""
+    folder = Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=tmp))
+    key = LoginKey(folder)
     with contextlib.ExitStack() as stack:
         hosts = []
         groups = {"build_hosts": [], "raid_servers": []}
         for name, variant, group in SHAPE:
-            lab = stack.enter_context(Lab(variant, image=f"aacraid-lab:{variant}{suffix}", prefix=f"{prefix}-{name}"))
+            lab = stack.enter_context(Lab(variant, *key.docker_args(), image=f"aacraid-lab:{variant}{suffix}",
+                                          prefix=f"{prefix}-{name}"))
             hosts.append(lab)
-            groups[group].append(lab.name)
+            groups[group].append(f"{lab.name} ansible_host={key.trust(lab)}")
         old = hosts[-1].kernels[1]
         hosts[-1].sh(f"rm -rf /lib/modules/{old} /boot/*-{old}")
-        inv = Path(tmp) / f"{prefix}.ini"
+        inv = folder / "inventory.ini"
         lines = []
         for group, names in groups.items():
             lines += [f"[{group}]", *names]
-        lines += ["[all:vars]", "ansible_connection=community.docker.docker"]
+        lines += ["[all:vars]", *key.inventory_vars()]
         inv.write_text("\n".join(lines) + "\n")
         yield inv, hosts
 
