@@ -1,10 +1,11 @@
-"""The lab's virtual machine, for tests/system/test_vm_reboot.py: a private
-copy of the disk tests/lab/build-vm.sh makes (GRUB in its MBR, systemd,
-sshd, the newest lab kernel, no Python), with a login key and host keys made for this run
-written into it, booted under QEMU (KVM when a trial boot shows it works,
-else software emulation) with the guest's port 22 forwarded to a free port on
-127.0.0.1. A reboot inside the guest is a real one: QEMU restarts the
-machine, and GRUB reads the kernel and initramfs from the guest's disk.
+"""The lab's virtual machine, for tests/system/test_vm_reboot.py and `make lab`
+(tests/lab/lab-vm.py): a private copy of the disk tests/lab/build-vm.sh makes
+(GRUB in its MBR, systemd, sshd, the newest lab kernel, no Python), with a
+login key and host keys made for this run written into it, booted under
+QEMU (KVM when a trial boot shows it works, else software emulation) with
+the guest's port 22 forwarded to a free port on 127.0.0.1. A reboot inside
+the guest is a real one: QEMU restarts the machine, and GRUB reads the
+kernel and initramfs from the guest's disk.
 
 Needs root (a loop mount of the copy). Python 3.11 standard library.
 
@@ -209,7 +210,7 @@ class VM:
 
     def inventory_line(self, host):
         """An INI inventory line that reaches the guest with Ansible's ssh
-        connection (ControlPersist is on by default there)."""
+        connection (ControlPersist comes from ansible.cfg's ssh_args)."""
         common = " ".join(self.ssh_options()[:-2])
         return (f"{host} ansible_host=127.0.0.1 ansible_port={self.port} ansible_user=root "
                 f"ansible_connection=ssh ansible_ssh_private_key_file={self.key} "

@@ -1,9 +1,9 @@
 """Issue 13's proof on a real machine: playbooks/aacraid.yml drives a QEMU
 virtual machine (tests/vmlib.py: GRUB in its own disk, systemd, sshd, a lab
 kernel, no Python) over Ansible's ssh connection as a RAID server; a lab
-container, also reached over SSH, is the build host. The guest loads aacraid at boot from its
-initramfs (QEMU has no Adaptec controller; the disk lists the module in
-/etc/initramfs-tools/modules).
+container, also reached over SSH, is the build host. The guest loads aacraid
+at boot from its initramfs (QEMU has no Adaptec controller; the disk lists
+the module in /etc/initramfs-tools/modules).
 
 1. with aacraid_server_reboot_ok false the play installs, regenerates,
    reports the due reboot with its reason and exports
