@@ -40,9 +40,14 @@ def test_ansible_doc_reads_the_sidecar(module, version):
         [str(ANSIBLE[version] / "ansible-doc"), "--json", module],
         cwd=REPO, capture_output=True, text=True, check=True,
     ).stdout
-    assert f'"module": "{module}"' in out
-    for attribute in ("check_mode", "diff_mode"):
-        assert f'"{attribute}"' in out
+    doc = json.loads(out)[module]["doc"]
+    assert doc["module"] == module
+    assert set(doc["attributes"]) >= {"check_mode", "diff_mode", "action", "platform"}
+    # A ": " inside a list item makes YAML read a mapping, which the text view cannot print.
+    assert doc["requirements"] and all(isinstance(r, str) for r in doc["requirements"]), doc["requirements"]
+    # What a user types: the text view renders.
+    text = subprocess.run([str(ANSIBLE[version] / "ansible-doc"), module], cwd=REPO, capture_output=True, text=True)
+    assert text.returncode == 0 and module in text.stdout, text.stderr
 
 
 def test_a_panic_in_a_release_build_is_a_failed_result(tmp_path):
