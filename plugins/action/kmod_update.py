@@ -1,1 +1,1 @@
-transfer.py
+binary_module.py

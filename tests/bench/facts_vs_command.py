@@ -11,11 +11,14 @@ image with python3 added (aacraid-lab:dracut-python, made by
 `tests/lab/build-image.sh --python dracut`), since the command module needs
 Python there.
 
-Every ansible-playbook run sets ANSIBLE_PIPELINING itself (ansible.cfg does
-not, and an exported value is never inherited), and every row is measured
+Every ansible-playbook run sets ANSIBLE_PIPELINING itself (over ansible.cfg's
+setting, never inherited from the environment), and every row is measured
 both ways: with pipelining a Python module runs in one remote command, without
-it in about five (temporary folder, copy, chmod, run, remove). Binary modules
-are never pipelined by ansible-core; their rows show that.
+it in about five (temporary folder, copy, chmod, run, remove). Our binary
+modules go through the module cache of plugins/action/binary_module.py: one
+remote command with pipelining, four without (the arguments in a file); the
+first task on a host also uploads the binary, and the unsampled warm-up run
+takes that upload.
 
 Cache states, each row measured in both:
 - warm: after one unsampled warm-up run of every playbook;

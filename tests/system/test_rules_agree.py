@@ -69,7 +69,7 @@ def playbook_pattern():
 
 
 def plugin():
-    spec = importlib.util.spec_from_file_location("transfer", REPO / "plugins/action/transfer.py")
+    spec = importlib.util.spec_from_file_location("binary_module", REPO / "plugins/action/binary_module.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

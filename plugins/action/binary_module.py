@@ -1,9 +1,25 @@
-# Controller side of our binary modules (kmod_update, aacraid_build; the
-# files named after them are links to this one). The binaries run on hosts
-# without Python, so moving files between the controller and a host cannot
-# use the copy or fetch modules: this plugin uses the connection itself, as
-# those modules' own action plugins do.
+# Controller side of our four binary modules (aacraid_build, kmod_update,
+# initramfs_regen, raid_driver_facts; the files named after them are links to
+# this one). The binaries run on hosts without Python.
 #
+# Running a module: each binary is kept on the host in a root-only,
+# content-addressed cache (CACHE_DIR/<module>-<sha256>, the folder 0700 and
+# owned by root). With pipelining on, a task is one remote command: a short
+# sh script checks the cached file's SHA-256 and, when it matches, executes it
+# with the task's arguments on stdin (never on a command line, where `ps`
+# would show them). Only when the host lacks that exact binary is it uploaded
+# (once), stored in the cache and run in the same command; the newest KEEP
+# binaries of each module are kept. With pipelining off, the arguments go in
+# a file in the task's temporary folder as ansible-core does, and the binary
+# still comes from the cache. The cache is not used (the module is sent the
+# normal way, with a warning that says why once per host and reason) when the
+# task does not run as root, runs async, the host variable
+# `aacraid_module_cache` is false, or the cache folder cannot hold or execute
+# files (read-only or noexec filesystem, no room).
+#
+# Moving files (the binaries cannot use the copy or fetch modules: they need
+# Python on the host; this plugin uses the connection itself, as those
+# modules' own action plugins do):
 # - remote_src: false  -> `src` is a controller file (found like copy's src);
 #   it is uploaded into the task's temporary folder and the module runs on
 #   that copy (remote_src: true), which is removed with the folder.
@@ -28,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import posixpath
 import re
@@ -38,8 +55,18 @@ import signal
 import stat
 import tempfile
 
+from ansible import constants as C
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+from ansible.vars.clean import remove_internal_keys
+
+try:  # ansible-core 2.19 and later serialize module arguments through a profile
+    from ansible.module_utils.common.json import Direction, get_module_encoder
+except ImportError:
+    get_module_encoder = None
+
+display = Display()
 
 # An artifact holds one kernel's few module files (aacraid.ko is about 0.3 MiB);
 # 64 MiB leaves room for modules built with debug information.
@@ -52,6 +79,20 @@ VERSION = re.compile(r"[A-Za-z0-9._+~-]+")
 RELEASE = re.compile(r"(?!\.\.?\Z)[A-Za-z0-9._+~-]+")
 SHA256 = re.compile(r"[0-9a-f]{64}")
 KERNEL_WORDS = ("running", "all")
+
+# The modules that take a controller file (`src`) and fetch artifacts.
+UPLOADS = ("aacraid_build", "kmod_update")
+FETCHES = ("aacraid_build",)
+
+CACHE_DIR = "/var/cache/aacraid-modules"
+CACHE_VAR = "aacraid_module_cache"
+# Binaries kept per module: the one in use and a few older ones, so that
+# controllers on neighbouring releases do not evict each other's.
+KEEP = 3
+CACHE_PATH = re.compile(r"/[A-Za-z0-9._/-]+")
+MODULE_NAME = re.compile(r"[a-z0-9_]+")
+# The first stdout line of the cache script when it did not run the module.
+MARK = "#aacraid-module-cache:"
 
 
 class Refused(Exception):
@@ -102,14 +143,58 @@ def file_size_cap(limit):
         signal.signal(signal.SIGXFSZ, handler)
 
 
+def probe_script(directory, file_name, digest, arg):
+    """The one remote command of a task whose binary is cached: runs it when
+    its SHA-256 matches, else prints MARK and `miss` or `unusable <why>`."""
+    q = shlex.quote
+    return (
+        f"d={q(directory)}; f=\"$d\"/{q(file_name)}; "
+        f"if [ \"$(id -u)\" != 0 ]; then echo {q(MARK + ' unusable the cache is root-only and the task does not run as root')}; exit 0; fi; "
+        f"if [ ! -L \"$d\" ] && [ -f \"$f\" ] && [ ! -L \"$f\" ] "
+        f"&& [ \"$(sha256sum < \"$f\")\" = {q(digest + '  -')} ]; then "
+        f"if [ -x \"$f\" ]; then exec \"$f\" {arg}; fi; "
+        f"echo {q(MARK)} unusable \"$d is on a filesystem mounted noexec\"; exit 0; fi; "
+        f"echo {q(MARK + ' miss')}"
+    )
+
+
+def install_script(directory, module, digest, uploaded, arg):
+    """Stores the uploaded binary in the cache (a private name, checked, then
+    renamed into place), prunes the module's older binaries and runs it. When
+    the cache cannot hold or execute it, runs the uploaded copy instead and
+    says why on stderr after MARK."""
+    q = shlex.quote
+    name = f"{module}-{digest}"
+    return (
+        f"umask 077; d={q(directory)}; f=\"$d\"/{q(name)}; u={q(uploaded)}; t=\"$d/.{name}.$$\"; "
+        f"fail() {{ rm -f \"$t\"; echo {q(MARK)} unusable \"$1\" >&2; chmod 0700 \"$u\"; exec \"$u\" {arg}; }}; "
+        f"if [ -L \"$d\" ] || {{ [ -e \"$d\" ] && [ ! -d \"$d\" ]; }}; then fail \"$d is not a folder\"; fi; "
+        f"mkdir -p -m 0700 \"$d\" 2>/dev/null || fail \"cannot create $d\"; "
+        f"[ \"$(stat -c %u:%a \"$d\")\" = 0:700 ] || fail \"$d is not a folder of root's with mode 0700\"; "
+        f"find \"$d\" -maxdepth 1 -name '.*' -type f -mmin +60 -exec rm -f {{}} + 2>/dev/null; "
+        f"cp \"$u\" \"$t\" 2>/dev/null && chmod 0700 \"$t\" "
+        f"&& [ \"$(sha256sum < \"$t\")\" = {q(digest + '  -')} ] || fail \"cannot store and check a file in $d (no room, or no sha256sum)\"; "
+        f"\"$t\" </dev/null >/dev/null 2>&1; "
+        f"if [ $? = 126 ]; then mv -f \"$t\" \"$f\"; fail \"$d is on a filesystem mounted noexec\"; fi; "
+        f"mv -f \"$t\" \"$f\" || fail \"cannot store a file in $d\"; "
+        f"n=0; for old in $(ls -t \"$d\"); do case $old in {module}-[0-9a-f]*) n=$((n + 1)); "
+        f"[ $n -gt {KEEP} ] && rm -f \"$d/$old\";; esac; done; "
+        f"exec \"$f\" {arg}"
+    )
+
+
 class ActionModule(ActionBase):
-    TRANSFERS_FILES = True
+    # The temporary folder is made only when something is uploaded: a cached
+    # module with pipelining on needs none.
+    TRANSFERS_FILES = False
 
     def run(self, tmp=None, task_vars=None):
         super().run(tmp, task_vars)
         del tmp
+        task_vars = task_vars or {}
+        module = self._task.action.rsplit(".", 1)[-1]
         args = dict(self._task.args)
-        fetch_dir = args.pop("fetch_dir", None)
+        fetch_dir = args.pop("fetch_dir", None) if module in FETCHES else None
         if fetch_dir and not args.get("artifacts_dir"):
             # Refused before the module runs: the build would change the host
             # and then have nothing to fetch.
@@ -117,10 +202,10 @@ class ActionModule(ActionBase):
                     "msg": "fetch_dir needs artifacts_dir: the folder on the build host the artifacts are written to, "
                            "and fetched from"}
         try:
-            if not boolean(args.get("remote_src", True), strict=False) and args.get("src"):
+            if module in UPLOADS and not boolean(args.get("remote_src", True), strict=False) and args.get("src"):
                 args["src"] = self._upload(args["src"])
                 args["remote_src"] = True
-            result = self._execute_module(module_name=self._task.action, module_args=args, task_vars=task_vars)
+            result = self._run_module(args, task_vars)
             if fetch_dir and not result.get("failed"):
                 try:
                     self._fetch_artifacts(result, args, fetch_dir)
@@ -131,8 +216,106 @@ class ActionModule(ActionBase):
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
 
+    def _cache_dir(self, task_vars):
+        """The cache folder for this host, or None when the cache is off or
+        the task cannot use it."""
+        if self._task.async_val or C.DEFAULT_KEEP_REMOTE_FILES:
+            return None
+        setting = self._templar.template(task_vars.get(CACHE_VAR, CACHE_DIR))
+        if setting is True or str(setting).lower() in ("true", "yes", "on"):
+            return CACHE_DIR
+        if setting is False or str(setting).lower() in ("false", "no", "off", "0", ""):
+            return None
+        if not full(CACHE_PATH, setting) or "/../" in f"{setting}/" or "/./" in f"{setting}/":
+            raise Refused(f"{CACHE_VAR} must be an absolute path of letters, digits and ._/- or false, "
+                          f"not {setting!r}")
+        return setting.rstrip("/") or "/"
+
+    def _run_module(self, args, task_vars):
+        """Runs the task's module through the cache when it can, else as
+        ansible-core does."""
+        name = self._task.action
+        try:
+            directory = self._cache_dir(task_vars)
+        except Refused as e:
+            return {"failed": True, "changed": False, "msg": str(e)}
+        leaf = name.rsplit(".", 1)[-1]
+        if directory is None or not full(MODULE_NAME, leaf):
+            return self._execute_module(module_name=name, module_args=args, task_vars=task_vars)
+
+        module_args = dict(args)
+        self._update_module_args(name, module_args, task_vars)
+        configured = self._configure_module(module_name=name, module_args=module_args, task_vars=task_vars)
+        if len(configured) == 2:  # ansible-core 2.19 and later
+            bits, local = configured
+            style, data, profile = bits.module_style, bits.b_module_data, bits.serialization_profile
+        else:
+            style, _, data, local = configured
+            profile = None
+        if style != "binary":
+            return self._execute_module(module_name=name, module_args=args, task_vars=task_vars)
+        if profile is not None and get_module_encoder is not None:
+            payload = json.dumps(module_args, cls=get_module_encoder(profile, Direction.CONTROLLER_TO_MODULE))
+        else:
+            payload = json.dumps(module_args)
+        digest = hashlib.sha256(data).hexdigest()
+
+        if self._is_pipelining_enabled("new"):
+            arg, in_data = "/dev/stdin", payload.encode()
+        else:
+            if self._connection._shell.tmpdir is None:
+                self._make_tmp_path()
+            args_file = self._connection._shell.join_path(self._connection._shell.tmpdir, "args")
+            self._transfer_data(args_file, payload)
+            self._fixup_perms2((self._connection._shell.tmpdir, args_file), execute=False)
+            arg, in_data = shlex.quote(args_file), None
+        env = self._compute_environment_string()
+        prefix = f"export {env}; " if env else ""
+
+        res = self._low_level_execute_command(
+            prefix + probe_script(directory, f"{leaf}-{digest}", digest, arg), sudoable=True, in_data=in_data)
+        state = self._cache_state(res)
+        if state == "miss":
+            if self._connection._shell.tmpdir is None:
+                self._make_tmp_path()
+            uploaded = self._connection._shell.join_path(self._connection._shell.tmpdir, leaf)
+            self._transfer_file(local, uploaded)
+            self._fixup_perms2((self._connection._shell.tmpdir, uploaded), execute=True)
+            res = self._low_level_execute_command(
+                prefix + install_script(directory, leaf, digest, uploaded, arg), sudoable=True, in_data=in_data)
+            state = self._cache_state(res, stream="stderr")
+            if state is not None:
+                self._warn_uncached(state, task_vars)
+        elif state is not None:
+            self._warn_uncached(state, task_vars)
+            return self._execute_module(module_name=name, module_args=args, task_vars=task_vars)
+
+        data = self._parse_returned_data(res, profile) if profile is not None else self._parse_returned_data(res)
+        data.pop("_ansible_suppress_tmpdir_delete", None)
+        remove_internal_keys(data)
+        return data
+
+    @staticmethod
+    def _cache_state(res, stream="stdout"):
+        """What the cache script said after MARK (`miss`, `unusable <why>`):
+        the first line of stdout for the probe, a line of stderr for the
+        install (the module's output follows it); None when it said nothing."""
+        lines = (res.get(stream) or "").lstrip().splitlines()
+        if stream == "stdout":
+            lines = lines[:1]
+        said = next((line.strip() for line in lines if line.startswith(MARK)), None)
+        return None if said is None else said[len(MARK):].strip()[:300]
+
+    def _warn_uncached(self, state, task_vars):
+        why = state.removeprefix("unusable").strip()
+        host = self._task.delegate_to or task_vars.get("inventory_hostname") or self._play_context.remote_addr
+        # Identical warnings are shown once per run: once per host and reason.
+        display.warning(f"{host}: the module cache is not used ({why}); the module is sent with each task")
+
     def _upload(self, src):
         local = self._loader.get_real_file(self._find_needle("files", os.path.expanduser(src)))
+        if self._connection._shell.tmpdir is None:
+            self._make_tmp_path()
         tmpdir = self._connection._shell.tmpdir
         remote = self._connection._shell.join_path(tmpdir, os.path.basename(local))
         self._transfer_file(local, remote)
