@@ -63,7 +63,8 @@ def alternated(variants, round_index):
 
 
 class Samples:
-    """Seconds per row, in the order rows were first sampled."""
+    """Figures per row (seconds, unless a benchmark says otherwise), in the
+    order rows were first sampled."""
 
     def __init__(self):
         self.rows = {}
@@ -98,18 +99,18 @@ def ratio(numerator, denominator):
     return lambda samples: samples.median(numerator) / samples.median(denominator)
 
 
-def print_table(title, samples, columns, key_of, extra=()):
+def print_table(title, samples, columns, key_of, extra=(), unit="s", digits=2):
     """Prints one markdown row per sampled row: the cells `key_of(row)`
-    under `columns`, n, min/median/max seconds, then one cell per
-    (header, cell_of(row)) of `extra`."""
+    under `columns`, n, min/median/max (in `unit`, seconds unless said),
+    then one cell per (header, cell_of(row)) of `extra`."""
     print(f"\n{title}\n")
-    headers = [*columns, "n", "min s", "median s", "max s", *(header for header, _ in extra)]
+    headers = [*columns, "n", f"min {unit}", f"median {unit}", f"max {unit}", *(header for header, _ in extra)]
     print("| " + " | ".join(headers) + " |")
     print("|" + "---|" * len(columns) + "---:|" * (len(headers) - len(columns)))
     for row in samples.rows:
         low, mid, high = samples.spread(row)
-        cells = [*key_of(row), str(len(samples.rows[row])), f"{low:.2f}", f"{mid:.2f}", f"{high:.2f}",
-                 *(cell_of(row) for _, cell_of in extra)]
+        cells = [*key_of(row), str(len(samples.rows[row])), f"{low:,.{digits}f}", f"{mid:,.{digits}f}",
+                 f"{high:,.{digits}f}", *(cell_of(row) for _, cell_of in extra)]
         print("| " + " | ".join(cells) + " |")
 
 
