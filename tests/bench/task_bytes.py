@@ -17,8 +17,8 @@ Rows (ANSIBLE_PIPELINING set in every run, never inherited):
   and off;
 - the same with the cache off (aacraid_module_cache=false): ansible-core's
   own way, the whole binary with every task;
-- ansible.builtin.command `modinfo -F version aacraid` and ping, pipelining
-  on.
+- ansible.builtin.command `modinfo -k <the lab's newest kernel> -F version
+  aacraid` and ping, pipelining on.
 Per round the rows alternate in order (as listed, then reversed).
 
 Target (issue 14): through the cache with pipelining on, at most 16 KB
@@ -32,6 +32,7 @@ Usage (from the repository root, after `make build` and
 """
 
 import contextlib
+import hashlib
 import json
 import subprocess
 import sys
@@ -51,8 +52,8 @@ ROWS = {
     "raid_driver_facts, module cache, pipelining off": ("ours", FACTS, False, {}),
     "raid_driver_facts, cache off (binary sent each task), pipelining on":
         ("ours", FACTS, True, {"aacraid_module_cache": False}),
-    "command: modinfo -F version aacraid, pipelining on":
-        ("python", "ansible.builtin.command: modinfo -F version aacraid", True, {}),
+    "command: modinfo -k <kernel> -F version aacraid, pipelining on":
+        ("python", "ansible.builtin.command: modinfo -k {kernel} -F version aacraid", True, {}),
     "ping, pipelining on": ("python", "ansible.builtin.ping:", True, {}),
 }
 CACHED = "raid_driver_facts, module cache, pipelining on"
@@ -73,7 +74,7 @@ def received(lab):
 
 
 def playbook(folder, task, count):
-    path = Path(folder) / f"play-{abs(hash((task, count)))}.yml"
+    path = Path(folder) / f"play-{hashlib.sha256(f'{task} {count}'.encode()).hexdigest()[:12]}.yml"
     path.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n" + "".join(
         f"    - name: Task {i}\n      {task}\n      changed_when: false\n" for i in range(count)))
     return path
@@ -107,11 +108,14 @@ def main():
             inventories[name] = Path(tmp) / f"{name}.ini"
             inventories[name].write_text(f"{name} ansible_host={key.trust(lab)}\n[all:vars]\n"
                                          + "\n".join(key.inventory_vars()) + "\n")
+        kernel = hosts["python"].kernels[0]
         for label, (host, task, pipelining, extra_vars) in ROWS.items():
+            task = task.format(kernel=kernel)
             sent(hosts[host], inventories[host], playbook(tmp, task, 1), pipelining, extra_vars)
         for r in range(args.rounds):
             for label in alternated(ROWS, r):
                 host, task, pipelining, extra_vars = ROWS[label]
+                task = task.format(kernel=kernel)
                 one = sent(hosts[host], inventories[host], playbook(tmp, task, 1), pipelining, extra_vars)
                 many = sent(hosts[host], inventories[host], playbook(tmp, task, args.tasks + 1), pipelining,
                             extra_vars)
