@@ -93,6 +93,7 @@ CACHE_PATH = re.compile(r"/[A-Za-z0-9._/-]+")
 MODULE_NAME = re.compile(r"[a-z0-9_]+")
 # The first stdout line of the cache script when it did not run the module.
 MARK = "#aacraid-module-cache:"
+UNSAFE = "must be a real folder of root's that no one else may write, and the cache folder itself mode 0700"
 
 
 class Refused(Exception):
@@ -143,14 +144,30 @@ def file_size_cap(limit):
         signal.signal(signal.SIGXFSZ, handler)
 
 
+def unsafe_folders(directory):
+    """A `find` that prints the cache folder or any folder above it unless
+    each is a real folder (not a link) of root's that no one else may write,
+    and the cache folder itself has mode 0700: then no other user can swap
+    the binary between its check and its run. Prints nothing when all are."""
+    parts = directory.strip("/").split("/")
+    above = ["/"] + ["/" + "/".join(parts[:i]) for i in range(1, len(parts))]
+    q = shlex.quote
+    return (f"find {' '.join(map(q, above))} {q(directory)} -maxdepth 0 "
+            f"\\( ! -user 0 -o -perm /022 -o ! -type d -o \\( -path {q(directory)} ! -perm 0700 \\) \\) "
+            f"-print 2>&1 | head -n 1")
+
+
 def probe_script(directory, file_name, digest, arg):
     """The one remote command of a task whose binary is cached: runs it when
-    its SHA-256 matches, else prints MARK and `miss` or `unusable <why>`."""
+    its SHA-256 matches and the folders are safe, else prints MARK and
+    `miss` or `unusable <why>`."""
     q = shlex.quote
     return (
-        f"d={q(directory)}; f=\"$d\"/{q(file_name)}; "
+        f"d={q(directory)}; f=\"$d\"/{q(file_name)}; UNSAFE={q(UNSAFE)}; "
         f"if [ \"$(id -u)\" != 0 ]; then echo {q(MARK + ' unusable the cache is root-only and the task does not run as root')}; exit 0; fi; "
-        f"if [ ! -L \"$d\" ] && [ -f \"$f\" ] && [ ! -L \"$f\" ] "
+        f"if [ -e \"$d\" ] || [ -L \"$d\" ]; then bad=$({unsafe_folders(directory)}); "
+        f"if [ -n \"$bad\" ]; then echo {q(MARK)} unusable \"$bad: $UNSAFE\"; exit 0; fi; fi; "
+        f"if [ -f \"$f\" ] && [ ! -L \"$f\" ] "
         f"&& [ \"$(sha256sum < \"$f\")\" = {q(digest + '  -')} ]; then "
         f"if [ -x \"$f\" ]; then exec \"$f\" {arg}; fi; "
         f"echo {q(MARK)} unusable \"$d is on a filesystem mounted noexec\"; exit 0; fi; "
@@ -166,11 +183,10 @@ def install_script(directory, module, digest, uploaded, arg):
     q = shlex.quote
     name = f"{module}-{digest}"
     return (
-        f"umask 077; d={q(directory)}; f=\"$d\"/{q(name)}; u={q(uploaded)}; t=\"$d/.{name}.$$\"; "
+        f"umask 077; d={q(directory)}; UNSAFE={q(UNSAFE)}; f=\"$d\"/{q(name)}; u={q(uploaded)}; t=\"$d/.{name}.$$\"; "
         f"fail() {{ rm -f \"$t\"; echo {q(MARK)} unusable \"$1\" >&2; chmod 0700 \"$u\"; exec \"$u\" {arg}; }}; "
-        f"if [ -L \"$d\" ] || {{ [ -e \"$d\" ] && [ ! -d \"$d\" ]; }}; then fail \"$d is not a folder\"; fi; "
-        f"mkdir -p -m 0700 \"$d\" 2>/dev/null || fail \"cannot create $d\"; "
-        f"[ \"$(stat -c %u:%a \"$d\")\" = 0:700 ] || fail \"$d is not a folder of root's with mode 0700\"; "
+        f"if [ ! -e \"$d\" ] && [ ! -L \"$d\" ]; then mkdir -p -m 0700 \"$d\" 2>/dev/null || fail \"cannot create $d\"; fi; "
+        f"bad=$({unsafe_folders(directory)}); [ -z \"$bad\" ] || fail \"$bad: $UNSAFE\"; "
         f"find \"$d\" -maxdepth 1 -name '.*' -type f -mmin +60 -exec rm -f {{}} + 2>/dev/null; "
         f"cp \"$u\" \"$t\" 2>/dev/null && chmod 0700 \"$t\" "
         f"&& [ \"$(sha256sum < \"$t\")\" = {q(digest + '  -')} ] || fail \"cannot store and check a file in $d (no room, or no sha256sum)\"; "
@@ -226,10 +242,11 @@ class ActionModule(ActionBase):
             return CACHE_DIR
         if setting is False or str(setting).lower() in ("false", "no", "off", "0", ""):
             return None
-        if not full(CACHE_PATH, setting) or "/../" in f"{setting}/" or "/./" in f"{setting}/":
-            raise Refused(f"{CACHE_VAR} must be an absolute path of letters, digits and ._/- or false, "
-                          f"not {setting!r}")
-        return setting.rstrip("/") or "/"
+        parts = setting.strip("/").split("/") if full(CACHE_PATH, setting) else []
+        if not parts or any(part in ("", ".", "..") for part in parts):
+            raise Refused(f"{CACHE_VAR} must be an absolute path of a folder below / (letters, digits and ._-, "
+                          f"no . or .. parts) or false, not {setting!r}")
+        return "/" + "/".join(parts)
 
     def _run_module(self, args, task_vars):
         """Runs the task's module through the cache when it can, else as

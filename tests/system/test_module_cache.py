@@ -3,8 +3,9 @@ ansible-core and its docker connection on Python-free lab containers: a
 task's binary is uploaded once per host and content, kept root-only under
 its SHA-256, and run in one remote command (pipelining on) after that; a
 changed or damaged binary is uploaded again; older binaries are pruned; a
-cache that cannot be used (noexec, a link, a folder others may write, turned
-off) makes the module go the normal way, with a warning once.
+cache that cannot be used (noexec; a link, a file, a folder that is not
+root's alone, or one below a folder others may write; turned off) makes the
+module go the normal way, with a warning once.
 
 Round trips and uploads are counted from ansible's -vvv lines (`EXEC` is one
 `docker exec`, `PUT` one upload), not timed."""
@@ -52,7 +53,7 @@ def facts(lab, tmp_path, version=NEWEST, pipelining=True, library=None, tasks=1,
     execs = [line for line in verbose.splitlines() if line.startswith("<") and "> EXEC " in line]
     puts = [line for line in verbose.splitlines() if line.startswith("<") and "> PUT " in line]
     said = proc.stderr + json.dumps([r.get("warnings", []) for r in results])
-    return results, execs, puts, re.findall(rf"lab: {WARNING} \(([^)]*)\)", said)
+    return results, execs, puts, re.findall(rf"lab: {WARNING} \((.*?)\); the module is sent", said)
 
 
 def binary_puts(puts, library=REPO / "library"):
@@ -142,20 +143,33 @@ def test_noexec_cache_falls_back_with_one_warning(tmp_path):
         assert shown == 1, proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("case", ["link", "others_may_write", "a_file"])
-def test_cache_folder_that_is_not_roots_own_is_not_used(case, tmp_path):
+UNSAFE = "must be a real folder of root's that no one else may write, and the cache folder itself mode 0700"
+
+
+@pytest.mark.parametrize("case", ["link", "others_may_read", "a_file", "not_roots", "folder_above_others_may_write",
+                                  "link_above"])
+def test_cache_folder_others_could_change_is_not_used(case, tmp_path):
+    """A user who could rename or write the cache folder, or a folder above
+    it, could swap the binary between its check and its run as root: such a
+    cache is never used, and nothing is written into or through it."""
     with Lab("dracut") as lab:
-        setup, reason = {
-            "link": (f"mkdir -p /tmp/elsewhere && ln -s /tmp/elsewhere {CACHE}", f"{CACHE} is not a folder"),
-            "others_may_write": (f"mkdir -m 0777 {CACHE}", f"{CACHE} is not a folder of root's with mode 0700"),
-            "a_file": (f"touch {CACHE}", f"{CACHE} is not a folder"),
+        setup, folder, unsafe = {
+            "link": (f"mkdir -m 0700 /root/elsewhere && ln -s /root/elsewhere {CACHE}", CACHE, CACHE),
+            "others_may_read": (f"mkdir -m 0755 {CACHE}", CACHE, CACHE),
+            "a_file": (f"touch {CACHE}", CACHE, CACHE),
+            "not_roots": (f"mkdir -m 0700 {CACHE} && chown nobody {CACHE}", CACHE, CACHE),
+            "folder_above_others_may_write": ("mkdir -p -m 0700 /tmp/cache", "/tmp/cache", "/tmp"),
+            "link_above": ("mkdir -m 0755 /root/real && mkdir -m 0700 /root/real/cache && ln -s /root/real /srv/link",
+                           "/srv/link/cache", "/srv/link"),
         }[case]
         lab.sh(setup)
-        before = lab.tree_hash("/var/cache", "/tmp")
-        results, _, _, warnings = facts(lab, tmp_path)
+        watched = ("/var/cache", "/tmp", "/srv", "/root/elsewhere", "/root/real")
+        before = lab.tree_hash(*watched)
+        results, _, puts, warnings = facts(lab, tmp_path, extra_vars={"aacraid_module_cache": folder})
         assert results[0]["ansible_facts"]["raid_driver"]["kernels"]
-        assert warnings == [reason]
-        assert lab.tree_hash("/var/cache", "/tmp") == before, "nothing was written through or into it"
+        assert warnings == [f"{unsafe}: {UNSAFE}"]
+        assert len(binary_puts(puts)) == 1, "the module went the normal way"
+        assert lab.tree_hash(*watched) == before, "nothing was written through or into it"
 
 
 def test_cache_turned_off_or_misconfigured(tmp_path):
@@ -174,6 +188,16 @@ def test_cache_turned_off_or_misconfigured(tmp_path):
                                "-m", "raid_driver_facts", "-e", json.dumps({"aacraid_module_cache": "/tmp/../etc"})],
                               cwd=REPO, env=env, capture_output=True, text=True)
         assert proc.returncode != 0 and "aacraid_module_cache must be an absolute path" in proc.stdout, proc.stdout
+
+
+def test_task_not_run_as_root_does_not_use_the_cache(tmp_path):
+    with Lab("dracut") as lab:
+        results, _, puts, warnings = facts(lab, tmp_path, extra_vars={
+            "ansible_user": "nobody", "ansible_remote_tmp": "/tmp/.ansible-nobody"})
+        assert results[0]["ansible_facts"]["raid_driver"]["kernels"]
+        assert warnings == ["the cache is root-only and the task does not run as root"]
+        assert len(binary_puts(puts)) == 1
+        assert lab.sh(f"ls -d {CACHE} 2>/dev/null || true") == ""
 
 
 def test_ad_hoc_module_goes_through_the_cache(tmp_path):
