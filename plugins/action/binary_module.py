@@ -237,6 +237,8 @@ class ActionModule(ActionBase):
         the task cannot use it."""
         if self._task.async_val or C.DEFAULT_KEEP_REMOTE_FILES:
             return None
+        if self._task.delegate_to:
+            task_vars = task_vars.get("ansible_delegated_vars", {}).get(self._task.delegate_to, task_vars)
         setting = self._templar.template(task_vars.get(CACHE_VAR, CACHE_DIR))
         if setting is True or str(setting).lower() in ("true", "yes", "on"):
             return CACHE_DIR

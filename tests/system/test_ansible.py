@@ -2,9 +2,11 @@
 and in a playbook under --check --diff, against localhost and against a lab
 container that has no Python at all."""
 
+import subprocess
+
 import pytest
 
-from lablib import ANSIBLE, inventory, run_ansible, task_results
+from lablib import ANSIBLE, REPO, ansible_env, inventory, run_ansible, task_results
 
 VERSIONS = sorted(ANSIBLE)
 
@@ -66,3 +68,17 @@ def test_playbook_check_diff(version, dracut_lab, tmp_path):
     for k in dracut_lab.kernels:
         assert f"{k}: " in line, line
     assert "reboot required False" in line
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_root_entry_point_is_the_rollout(version):
+    """`ansible-playbook aacraid.yml` from the repository root, as the README
+    says, lists the same plays and tasks as playbooks/aacraid.yml."""
+    def tasks(book):
+        proc = subprocess.run([str(ANSIBLE[version] / "ansible-playbook"), "-i", "playbooks/inventory.example.ini",
+                               "--list-tasks", book], cwd=REPO, env=ansible_env(version), capture_output=True,
+                              text=True)
+        assert proc.returncode == 0, proc.stderr
+        return [line.strip() for line in proc.stdout.splitlines() if line.startswith(" ")]
+    listed = tasks("aacraid.yml")
+    assert len(listed) > 10 and listed == tasks("playbooks/aacraid.yml")
