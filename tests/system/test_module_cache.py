@@ -30,14 +30,16 @@ def sha256(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def facts(lab, tmp_path, version=NEWEST, pipelining=True, library=None, tasks=1, extra_vars=None):
+def facts(lab, tmp_path, version=NEWEST, pipelining=True, library=None, tasks=1, extra_vars=None, environment=None):
     """Runs `tasks` raid_driver_facts tasks (gather_subset=loaded) at -vvv;
     returns the results, the EXEC and PUT lines, and the reasons of the
     cache warnings (ansible-core 2.19 puts a task's warnings in its result,
     2.16 prints them on stderr)."""
     book = tmp_path / "facts.yml"
+    env_keyword = f"      environment: {json.dumps(environment)}\n" if environment else ""
     book.write_text("- hosts: lab\n  gather_facts: false\n  tasks:\n" + "".join(
-        f"    - name: Facts {i}\n      raid_driver_facts:\n        gather_subset: [loaded]\n" for i in range(tasks)))
+        f"    - name: Facts {i}\n      raid_driver_facts:\n        gather_subset: [loaded]\n{env_keyword}"
+        for i in range(tasks)))
     env = dict(ansible_env(version), ANSIBLE_PIPELINING="1" if pipelining else "0",
                ANSIBLE_STDOUT_CALLBACK="json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
     if library is not None:
@@ -188,6 +190,20 @@ def test_cache_turned_off_or_misconfigured(tmp_path):
                                "-m", "raid_driver_facts", "-e", json.dumps({"aacraid_module_cache": "/tmp/../etc"})],
                               cwd=REPO, env=env, capture_output=True, text=True)
         assert proc.returncode != 0 and "aacraid_module_cache must be an absolute path" in proc.stdout, proc.stdout
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "no-pipelining"])
+def test_task_environment_is_exported_quoted(pipelining, tmp_path):
+    """The task's `environment:` reaches the cached binary's command as
+    ansible-core quotes it; a value cannot run a command of its own."""
+    with Lab("dracut") as lab:
+        facts(lab, tmp_path, pipelining=pipelining)
+        value = "a b'; touch /tmp/injected; echo '"
+        results, execs, _, _ = facts(lab, tmp_path, pipelining=pipelining, environment={"AACRAID_PROBE": value})
+        assert results[0]["ansible_facts"]["raid_driver"]["kernels"]
+        runs = [line for line in execs if "aacraid-modules" in line]
+        assert len(runs) == 1 and "export AACRAID_PROBE=" in runs[0], execs
+        assert lab.sh("ls /tmp/injected 2>/dev/null || true") == ""
 
 
 def test_task_not_run_as_root_does_not_use_the_cache(tmp_path):
