@@ -112,7 +112,7 @@ test:
 # Every benchmark runs even when an earlier one misses its targets (exit 1);
 # `make bench` then fails. BENCH_ARGS goes to each, e.g. BENCH_ARGS="--rounds 5"
 # or BENCH_ARGS=--report-only. Not part of `make test`.
-BENCHMARKS := facts_vs_command build_idempotence regen_vs_regenerate_all rollout_vs_notes task_bytes
+BENCHMARKS := facts_vs_command build_idempotence regen_vs_regenerate_all rollout_vs_notes task_cost
 BENCH_ARGS ?=
 bench: build lab-image
 	tests/lab/build-image.sh --python all

@@ -1,34 +1,45 @@
-"""Benchmark: bytes the controller sends per task, measured at the network,
-for raid_driver_facts through the module cache against the same module sent
-the normal way and against Python modules, all over SSH.
+"""Benchmark: what one task costs after the first, in bytes the controller
+sends (measured at the network) and in wall time, for raid_driver_facts
+through the module cache against the same module sent the normal way and
+against Python modules, over SSH and over the docker connection.
 
-Two lab containers reached over SSH as a user's servers are (a key made for
-the run, host keys checked, ControlPersist from ansible.cfg): the lab image
-(no Python) for our module and aacraid-lab:dracut-python for the Python
-modules. What the controller sent is what the container's eth0 received
-(/proc/net/dev, read through `docker exec`, which is not network traffic):
-the SSH stream, headers and all. A playbook of --tasks + 1 tasks minus one of
-1 task, divided by --tasks, is the cost of a task after the first, so the
-connection set-up and the first upload of a binary cancel out. Both
-playbooks run after an unsampled warm-up run, so the cache holds the binary.
+Two lab containers: the lab image (no Python) for our module and
+aacraid-lab:dracut-python for the Python modules. Over SSH they are reached
+as a user's servers are (a key made for the run, host keys checked,
+ControlPersist from ansible.cfg); over community.docker.docker each step is a
+`docker exec`.
 
-Rows (ANSIBLE_PIPELINING set in every run, never inherited):
-- raid_driver_facts gather_subset=loaded through the cache, pipelining on
-  and off;
-- the same with the cache off (aacraid_module_cache=false): ansible-core's
-  own way, the whole binary with every task;
+Per sample, a playbook of --tasks + 1 tasks and one of 1 task run back to
+back; their difference over --tasks is the cost of a task after the first,
+so the connection set-up and the first upload of a binary cancel out. Every
+playbook first ran once unsampled, so the cache holds the binaries.
+- bytes (SSH rows only): what the container's eth0 received during the run
+  (/proc/net/dev, read through `docker exec`, which is not network traffic):
+  the SSH stream, framing and all;
+- time: wall seconds per task minus those of the baseline, a controller-only
+  `debug` task measured the same way.
+
+Rows (ANSIBLE_PIPELINING set in every run, never inherited; on unless the
+row says off):
+- raid_driver_facts with gather_subset=loaded (near-empty: the transport) and
+  with the default subset, through the cache;
+- over SSH also: gather_subset=loaded with pipelining off, and with the cache
+  off (aacraid_module_cache=false: ansible-core's own way, the whole binary
+  with every task);
 - ansible.builtin.command `modinfo -k <the lab's newest kernel> -F version
-  aacraid` and ping, pipelining on.
+  aacraid` and ansible.builtin.ping.
 Per round the rows alternate in order (as listed, then reversed).
 
-Target (issue 14): through the cache with pipelining on, at most 16 KB
-(16,384 bytes) per task after the first (median). The script also prints
-what a rollout's module tasks send to 1,000 servers with and without the
-cache, from these medians.
+Targets (issue 14), medians of this run:
+- bytes per task through the cache (default subset, SSH) at most 16 KB;
+- time per task of raid_driver_facts (default subset) at most 1/5 of the
+  command module's, over SSH and over docker.
+The script also prints what a rollout's module tasks send to 1,000 servers
+with and without the cache, from the byte medians.
 
 Usage (from the repository root, after `make build` and
 `tests/lab/build-image.sh --python dracut`):
-    .venv/core-latest/bin/python tests/bench/task_bytes.py [--rounds N] [--tasks N] [--report-only]
+    .venv/core-latest/bin/python tests/bench/task_cost.py [--rounds N] [--tasks N] [--report-only]
 """
 
 import contextlib
@@ -37,6 +48,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -45,19 +57,25 @@ from benchlib import Samples, Target, alternated, finish, parse_args, print_tabl
 from lablib import ANSIBLE, NEWEST, REPO, Lab, LoginKey, ansible_env  # noqa: E402
 
 PYTHON_IMAGE = "aacraid-lab:dracut-python"
-FACTS = "raid_driver_facts:\n        gather_subset: [loaded]"
-# label → (host, task text, pipelining, extra vars)
-ROWS = {
-    "raid_driver_facts, module cache, pipelining on": ("ours", FACTS, True, {}),
-    "raid_driver_facts, module cache, pipelining off": ("ours", FACTS, False, {}),
-    "raid_driver_facts, cache off (binary sent each task), pipelining on":
-        ("ours", FACTS, True, {"aacraid_module_cache": False}),
-    "command: modinfo -k <kernel> -F version aacraid, pipelining on":
-        ("python", "ansible.builtin.command: modinfo -k {kernel} -F version aacraid", True, {}),
-    "ping, pipelining on": ("python", "ansible.builtin.ping:", True, {}),
+BASELINE = "debug (baseline, no host contact)"
+LOADED = "raid_driver_facts gather_subset=loaded"
+FACTS = "raid_driver_facts (default subset)"
+LOADED_OFF = "raid_driver_facts gather_subset=loaded, pipelining off"
+UNCACHED = "raid_driver_facts gather_subset=loaded, cache off (binary sent each task)"
+COMMAND = "command: modinfo -k <kernel> -F version aacraid"
+PING = "ping"
+# label → (host, task text, pipelining, extra vars, SSH only)
+TASKS = {
+    BASELINE: ("ours", "ansible.builtin.debug:\n        msg: nothing", True, {}, False),
+    LOADED: ("ours", "raid_driver_facts:\n        gather_subset: [loaded]", True, {}, False),
+    FACTS: ("ours", "raid_driver_facts:", True, {}, False),
+    LOADED_OFF: ("ours", "raid_driver_facts:\n        gather_subset: [loaded]", False, {}, True),
+    UNCACHED: ("ours", "raid_driver_facts:\n        gather_subset: [loaded]", True,
+               {"aacraid_module_cache": False}, True),
+    COMMAND: ("python", "ansible.builtin.command: modinfo -k {kernel} -F version aacraid", True, {}, False),
+    PING: ("python", "ansible.builtin.ping:", True, {}, False),
 }
-CACHED = "raid_driver_facts, module cache, pipelining on"
-UNCACHED = "raid_driver_facts, cache off (binary sent each task), pipelining on"
+TRANSPORTS = ("ssh", "docker")
 # Module tasks of playbooks/aacraid.yml on a server, without the reboot: facts (first
 # play), facts (role), kmod_update in check mode, kmod_update, initramfs_regen, facts.
 # The artifacts kmod_update uploads (`src`) are not counted: they are the same either way.
@@ -80,57 +98,83 @@ def playbook(folder, task, count):
     return path
 
 
-def sent(lab, inventory, book, pipelining, extra_vars):
-    """Bytes the container received during one ansible-playbook run; a failed
-    run is an error."""
+def run(lab, inventory, book, pipelining, extra_vars):
+    """(bytes the container received, wall seconds) of one ansible-playbook
+    run; a failed run is an error."""
     env = dict(ansible_env(), ANSIBLE_PIPELINING="True" if pipelining else "False")
     before = received(lab)
+    start = time.monotonic()
     proc = subprocess.run([str(ANSIBLE[NEWEST] / "ansible-playbook"), "-i", str(inventory), str(book),
                            "-e", json.dumps(extra_vars)],
                           cwd=REPO, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    seconds = time.monotonic() - start
     if proc.returncode != 0:
         sys.exit(f"{book} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
-    return received(lab) - before
+    return received(lab) - before, seconds
 
 
 def main():
     args = parse_args(__doc__, lambda p: p.add_argument("--tasks", type=int, default=20,
                                                         help="tasks after the first (default 20)"))
     require_image(PYTHON_IMAGE, "tests/lab/build-image.sh --python dracut")
-    samples = Samples()
+    sent, seconds = Samples(), Samples()
+    rows = [(transport, label) for transport in TRANSPORTS for label, spec in TASKS.items()
+            if transport == "ssh" or not spec[4]]
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         key = LoginKey(tmp)
-        hosts = {"ours": stack.enter_context(Lab("dracut", *key.docker_args(), prefix="bench-bytes")),
+        hosts = {"ours": stack.enter_context(Lab("dracut", *key.docker_args(), prefix="bench-cost")),
                  "python": stack.enter_context(Lab("dracut", *key.docker_args(), image=PYTHON_IMAGE,
-                                                   prefix="bench-bytes-py"))}
+                                                   prefix="bench-cost-py"))}
         inventories = {}
         for name, lab in hosts.items():
-            inventories[name] = Path(tmp) / f"{name}.ini"
-            inventories[name].write_text(f"{name} ansible_host={key.trust(lab)}\n[all:vars]\n"
-                                         + "\n".join(key.inventory_vars()) + "\n")
+            inventories[("ssh", name)] = Path(tmp) / f"ssh-{name}.ini"
+            inventories[("ssh", name)].write_text(f"{name} ansible_host={key.trust(lab)}\n[all:vars]\n"
+                                                  + "\n".join(key.inventory_vars()) + "\n")
+            inventories[("docker", name)] = Path(tmp) / f"docker-{name}.ini"
+            inventories[("docker", name)].write_text(
+                f"{name} ansible_connection=community.docker.docker ansible_host={lab.name}\n")
         kernel = hosts["python"].kernels[0]
-        for label, (host, task, pipelining, extra_vars) in ROWS.items():
-            task = task.format(kernel=kernel)
-            sent(hosts[host], inventories[host], playbook(tmp, task, 1), pipelining, extra_vars)
+
+        def sample(row, count):
+            transport, label = row
+            host, task, pipelining, extra_vars, _ = TASKS[label]
+            book = playbook(tmp, task.format(kernel=kernel), count)
+            return run(hosts[host], inventories[(transport, host)], book, pipelining, extra_vars)
+
+        for row in rows:
+            sample(row, args.tasks + 1)
+            sample(row, 1)
         for r in range(args.rounds):
-            for label in alternated(ROWS, r):
-                host, task, pipelining, extra_vars = ROWS[label]
-                task = task.format(kernel=kernel)
-                one = sent(hosts[host], inventories[host], playbook(tmp, task, 1), pipelining, extra_vars)
-                many = sent(hosts[host], inventories[host], playbook(tmp, task, args.tasks + 1), pipelining,
-                            extra_vars)
-                samples.add(label, (many - one) / args.tasks)
+            for row in alternated(rows, r):
+                bytes_many, seconds_many = sample(row, args.tasks + 1)
+                bytes_one, seconds_one = sample(row, 1)
+                seconds.add(row, (seconds_many - seconds_one) / args.tasks)
+                if row[0] == "ssh":
+                    sent.add(row, (bytes_many - bytes_one) / args.tasks)
+
+    def cost(row):
+        return seconds.median(row) - seconds.median((row[0], BASELINE))
 
     print_table(f"bytes the controller sent per task after the first, over SSH (container eth0), "
-                f"{args.tasks} + 1 tasks against 1, {args.rounds} rounds", samples, columns=("task",),
-                key_of=lambda row: (row,), unit="bytes", digits=0,
-                extra=[("median vs cache off", lambda row: f"{samples.median(row) / samples.median(UNCACHED):.3f}")])
-    cached, uncached = samples.median(CACHED), samples.median(UNCACHED)
+                f"{args.tasks} + 1 tasks against 1, {args.rounds} rounds", sent, columns=("task",),
+                key_of=lambda row: (row[1],), unit="bytes", digits=0,
+                extra=[("median vs cache off", lambda row: f"{sent.median(row) / sent.median(('ssh', UNCACHED)):.3f}")])
+    print_table(f"wall seconds per task after the first, {args.tasks} + 1 tasks against 1, {args.rounds} rounds",
+                seconds, columns=("transport", "task"), key_of=lambda row: row, digits=3,
+                extra=[("cost ms (minus baseline)", lambda row: f"{cost(row) * 1000:.0f}"),
+                       ("cost vs command", lambda row: f"{cost(row) / cost((row[0], COMMAND)):.2f}")])
+    cached, uncached = sent.median(("ssh", FACTS)), sent.median(("ssh", UNCACHED))
     print(f"\nProjection, {ROLLOUT_TASKS} module tasks per server on 1,000 servers: "
           f"{cached * ROLLOUT_TASKS * 1000 / 1e6:.1f} MB through the cache (plus one upload per binary "
           f"and server) against {uncached * ROLLOUT_TASKS * 1000 / 1e6:.1f} MB with the binary sent each task")
-    finish(samples, [Target("per task through the cache, pipelining on, bytes", lambda s: s.median(CACHED),
-                            "<=", 16384)], args)
+
+    # Each target reads the samples it needs itself.
+    targets = [Target("bytes per task through the cache, SSH, default subset", lambda _: sent.median(("ssh", FACTS)),
+                      "<=", 16384)]
+    for transport in TRANSPORTS:
+        targets.append(Target(f"time per task, raid_driver_facts / command, {transport}",
+                              lambda _, t=transport: cost((t, FACTS)) / cost((t, COMMAND)), "<=", 0.2))
+    finish(None, targets, args)
 
 
 if __name__ == "__main__":
