@@ -282,11 +282,9 @@ class ActionModule(ActionBase):
         if self._is_pipelining_enabled("new"):
             arg, in_data = "/dev/stdin", payload.encode()
         else:
-            if self._connection._shell.tmpdir is None:
-                self._make_tmp_path()
-            args_file = self._connection._shell.join_path(self._connection._shell.tmpdir, "args")
+            args_file = self._connection._shell.join_path(self._tmpdir(), "args")
             self._transfer_data(args_file, payload)
-            self._fixup_perms2((self._connection._shell.tmpdir, args_file), execute=False)
+            self._fixup_perms2((self._tmpdir(), args_file), execute=False)
             arg, in_data = shlex.quote(args_file), None
         env = self._compute_environment_string()
         prefix = f"export {env}; " if env else ""
@@ -295,11 +293,7 @@ class ActionModule(ActionBase):
             prefix + probe_script(directory, f"{leaf}-{digest}", digest, arg), sudoable=True, in_data=in_data)
         state = self._cache_state(res)
         if state == "miss":
-            if self._connection._shell.tmpdir is None:
-                self._make_tmp_path()
-            uploaded = self._connection._shell.join_path(self._connection._shell.tmpdir, leaf)
-            self._transfer_file(local, uploaded)
-            self._fixup_perms2((self._connection._shell.tmpdir, uploaded), execute=True)
+            uploaded = self._put(local, leaf, execute=True)
             res = self._low_level_execute_command(
                 prefix + install_script(directory, leaf, digest, uploaded, arg), sudoable=True, in_data=in_data)
             state = self._cache_state(res, stream="stderr")
@@ -331,15 +325,22 @@ class ActionModule(ActionBase):
         # Identical warnings are shown once per run: once per host and reason.
         display.warning(f"{host}: the module cache is not used ({why}); the module is sent with each task")
 
-    def _upload(self, src):
-        local = self._loader.get_real_file(self._find_needle("files", os.path.expanduser(src)))
+    def _tmpdir(self):
+        """The task's temporary folder on the host, made on first use."""
         if self._connection._shell.tmpdir is None:
             self._make_tmp_path()
-        tmpdir = self._connection._shell.tmpdir
-        remote = self._connection._shell.join_path(tmpdir, os.path.basename(local))
+        return self._connection._shell.tmpdir
+
+    def _put(self, local, name, execute=False):
+        """Uploads a controller file into the task's temporary folder; returns its path there."""
+        remote = self._connection._shell.join_path(self._tmpdir(), name)
         self._transfer_file(local, remote)
-        self._fixup_perms2((tmpdir, remote), execute=False)
+        self._fixup_perms2((self._tmpdir(), remote), execute=execute)
         return remote
+
+    def _upload(self, src):
+        local = self._loader.get_real_file(self._find_needle("files", os.path.expanduser(src)))
+        return self._put(local, os.path.basename(local))
 
     def _expected_artifacts(self, result, args):
         """(remote path, file name, sha256) of each artifact the

@@ -44,17 +44,16 @@ Usage (from the repository root, after `make build` and
 
 import contextlib
 import hashlib
-import json
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchlib import Samples, Target, alternated, finish, parse_args, print_table, require_image  # noqa: E402
-from lablib import ANSIBLE, NEWEST, REPO, Lab, LoginKey, ansible_env  # noqa: E402
+from benchlib import (  # noqa: E402
+    Samples, Target, alternated, finish, parse_args, print_table, require_image, timed_playbook,
+)
+from lablib import Lab, LoginKey  # noqa: E402
 
 PYTHON_IMAGE = "aacraid-lab:dracut-python"
 BASELINE = "debug (baseline, no host contact)"
@@ -101,15 +100,8 @@ def playbook(folder, task, count):
 def run(lab, inventory, book, pipelining, extra_vars):
     """(bytes the container received, wall seconds) of one ansible-playbook
     run; a failed run is an error."""
-    env = dict(ansible_env(), ANSIBLE_PIPELINING="True" if pipelining else "False")
     before = received(lab)
-    start = time.monotonic()
-    proc = subprocess.run([str(ANSIBLE[NEWEST] / "ansible-playbook"), "-i", str(inventory), str(book),
-                           "-e", json.dumps(extra_vars)],
-                          cwd=REPO, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    seconds = time.monotonic() - start
-    if proc.returncode != 0:
-        sys.exit(f"{book} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
+    seconds = timed_playbook(inventory, book, pipelining, extra_vars)
     return received(lab) - before, seconds
 
 
