@@ -5,6 +5,7 @@ with and without an early cpio made by the real cpio."""
 
 import contextlib
 import subprocess
+import uuid
 
 import pytest
 
@@ -203,6 +204,35 @@ def test_images_hold_what_the_real_tools_list(lab):
             assert image["compression"] == expected and image["early_cpio"] is False
         else:
             assert image["early_cpio"] is True
+
+
+def test_the_image_cache_serves_unchanged_images_only(lab):
+    """What the first real gather decodes from each image is kept in a
+    folder only root may enter; check mode keeps nothing; the next gather
+    reads it back and reports what decoding reports; an image replaced by a
+    copy with the same times and size (a new inode) is decoded again."""
+    cache = f"/var/cache/aacraid-test-{uuid.uuid4().hex[:8]}/facts"
+
+    def images(**options):
+        rd = facts(lab, image_cache=cache, **options)["ansible_facts"]["raid_driver"]
+        assert [k["release"] for k in rd["kernels"]] == lab.kernels
+        found = [dict(k["initramfs"]) for k in rd["kernels"]]
+        return [i.pop("from_cache") for i in found], found
+
+    decoded = images(image_cache="")[1]
+    assert all(i["contains_module"] is True for i in decoded), decoded
+    assert images(check_mode=True) == ([False] * len(lab.kernels), decoded)
+    assert lab.sh(f"test -e {cache} && echo kept || echo none").strip() == "none"
+    assert images() == ([False] * len(lab.kernels), decoded)
+    assert lab.sh(f"stat -c '%a %U' {cache} $(dirname {cache})").splitlines() == ["700 root"] * 2
+    assert lab.sh(f"find {cache} -type f -name '*.json' -perm 600 -user root | wc -l").strip() == str(len(lab.kernels))
+    assert images() == ([True] * len(lab.kernels), decoded)
+
+    first = decoded[0]["path"]
+    lab.sh(f"cp -p {first} {first}.new && mv {first}.new {first}")
+    assert images() == ([False] + [True] * (len(lab.kernels) - 1), decoded)
+    assert images() == ([True] * len(lab.kernels), decoded)
+    lab.sh(f"rm -rf $(dirname {cache})")
 
 
 # lz4 runs on the test machine (the lab images have no lz4): legacy frames,

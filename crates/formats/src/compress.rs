@@ -6,13 +6,13 @@
 
 use std::io::{self, BufRead, Read};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::limits::{Limit, MODULE_MAX};
 use crate::lz4::Lz4Reader;
 
 /// A compression format, named as the tools name it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     /// Not compressed.
@@ -79,7 +79,7 @@ impl Compression {
     /// (see [`Stream`]).
     pub(crate) fn stream(self, input: Raw) -> io::Result<Stream> {
         Ok(match self {
-            Compression::Gzip => Stream::Gzip(flate2::bufread::GzDecoder::new(input)),
+            Compression::Gzip => Stream::Gzip(Box::new(flate2::bufread::GzDecoder::new(input))),
             Compression::Zstd => {
                 let decoder = ruzstd::decoding::StreamingDecoder::new(input).map_err(|e| {
                     io::Error::new(io::ErrorKind::InvalidData, format!("zstd: {e}"))
@@ -134,7 +134,7 @@ pub(crate) type Raw = Buffered<Box<dyn Read + Send>>;
 /// a caller can go on with what follows, as the kernel does with the
 /// segments of an initramfs image.
 pub(crate) enum Stream {
-    Gzip(flate2::bufread::GzDecoder<Raw>),
+    Gzip(Box<flate2::bufread::GzDecoder<Raw>>),
     Zstd(Box<ruzstd::decoding::StreamingDecoder<Raw, ruzstd::decoding::FrameDecoder>>),
     Threaded(Threaded),
     Lz4(Box<Lz4Reader>),

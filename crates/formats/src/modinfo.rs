@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::compress;
@@ -77,7 +77,7 @@ pub fn tree_of(relative: &Path) -> String {
 }
 
 /// Metadata of one module file, read from its `.modinfo` section.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModInfo {
     /// `name=` (the kernel's name for the module), when recorded.
     pub name: Option<String>,

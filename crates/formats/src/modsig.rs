@@ -11,7 +11,7 @@
 //! parser only slices the file.
 
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What ends a signed module file.
 pub const MARKER: &[u8] = b"~Module signature appended~\n";
@@ -20,7 +20,7 @@ pub const MARKER: &[u8] = b"~Module signature appended~\n";
 const INFO_LEN: usize = 12;
 
 /// A module's appended signature.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signature {
     /// `PKCS#7` (what current kernels and `sign-file` use), `X509` or `PGP`.
     pub id_type: Option<String>,

@@ -252,6 +252,59 @@ impl Host {
         Ok(())
     }
 
+    /// Fails unless `path` (absolute) is a private folder of root's: it and
+    /// every folder above it are real folders (no link on the way) of root
+    /// (or of this process's owner) that no one else may write, and `path`
+    /// itself has no permission bits for group or others. Missing folders
+    /// are created with mode 0700 when `create` is set. Files kept there
+    /// (a cache a root process trusts) cannot be planted or swapped by
+    /// another user.
+    pub fn private_folder(&self, path: &Path, create: bool) -> Result<()> {
+        if !path.is_absolute()
+            || !path
+                .components()
+                .skip(1)
+                .all(|c| matches!(c, Component::Normal(_)))
+        {
+            bail!(
+                "{} is not an absolute path without `.` or `..`",
+                path.display()
+            );
+        }
+        let uid = process_uid();
+        let mut at = PathBuf::from("/");
+        let mut parts = path.components().skip(1).peekable();
+        loop {
+            let last = parts.peek().is_none();
+            let meta = match fs::symlink_metadata(self.real_path(&at)) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
+                    self.create_dir(&at, 0o700)?;
+                    fs::symlink_metadata(self.real_path(&at))
+                }
+                other => other,
+            }
+            .with_context(|| format!("cannot use {}", at.display()))?;
+            let private = if last { 0o077 } else { 0o022 };
+            if !meta.is_dir()
+                || (meta.uid() != 0 && meta.uid() != uid)
+                || meta.mode() & private != 0
+            {
+                bail!(
+                    "{} is not a real folder of root's that only root may {} (owner uid {}, mode {:o}{})",
+                    at.display(),
+                    if last { "enter" } else { "write" },
+                    meta.uid(),
+                    meta.mode() & 0o7777,
+                    if meta.file_type().is_symlink() { ", a symbolic link" } else { "" }
+                );
+            }
+            match parts.next() {
+                Some(part) => at.push(part),
+                None => return Ok(()),
+            }
+        }
+    }
+
     /// Creates a new folder `<parent>/.<prefix>-<pid>-<n>` that only its
     /// owner can enter, for files that must not be seen or swapped before
     /// use (an rpm that `rpm -i` then reads, a tool's work folder).

@@ -7,6 +7,7 @@ use linux_host::signing::HostSigning;
 use linux_host::{loaded, pci, Host};
 
 use crate::boot::{next_boot, reboot};
+use crate::image_cache::Cache;
 use crate::options::Subset;
 use crate::per_kernel::kernel_facts;
 use crate::schema::{KernelLog, RaidDriver};
@@ -19,6 +20,8 @@ pub struct Request<'a> {
     pub subset: Subset,
     pub arcconf: Option<&'a str>,
     pub banner: &'a str,
+    /// Where what images hold is kept between gathers, when it may be.
+    pub cache: Option<&'a Cache>,
 }
 
 /// Warnings collected on the way.

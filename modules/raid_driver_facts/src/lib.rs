@@ -1,11 +1,14 @@
 //! `raid_driver_facts`: which driver each kernel will load, which one each
 //! initramfs holds, which one runs, and what DKMS and the controller say.
-//! Read-only: `changed` is always false and check mode is a normal run.
+//! Read-only: `changed` is always false and check mode reports the same
+//! facts; only a real run keeps what it learnt from images in the image
+//! cache ([`image_cache`]).
 //! The options and the `ansible_facts.raid_driver` schema are documented
 //! in the sidecar `raid_driver_facts.yml`.
 
 mod boot;
 mod gather;
+mod image_cache;
 mod options;
 mod per_kernel;
 mod schema;
@@ -15,6 +18,7 @@ use ansible_protocol::{Context, Module, Response};
 use anyhow::{bail, Result};
 use formats::modinfo::validate_name;
 use linux_host::Host;
+use std::path::{Component, Path};
 
 pub use options::Options;
 use schema::{AnsibleFacts, RaidDriver, Return};
@@ -22,10 +26,12 @@ use schema::{AnsibleFacts, RaidDriver, Return};
 /// The module.
 pub struct RaidDriverFacts;
 
-/// The gathered facts and warnings, ready to report.
+/// The gathered facts and warnings, ready to report, and what was learnt
+/// from images for the cache.
 pub struct Plan {
     facts: RaidDriver,
     warnings: Vec<String>,
+    cache: Option<image_cache::Cache>,
 }
 
 impl Module for RaidDriverFacts {
@@ -42,19 +48,44 @@ impl Module for RaidDriverFacts {
                 bail!("arcconf_path must be an absolute path, got {path:?}");
             }
         }
+        let cache_dir = Path::new(&options.image_cache);
+        if !options.image_cache.is_empty()
+            && (!cache_dir.is_absolute()
+                || cache_dir
+                    .components()
+                    .any(|c| matches!(c, Component::ParentDir | Component::CurDir)))
+        {
+            bail!(
+                "image_cache must be an absolute path without `.` or `..` (or empty, for no cache), got {:?}",
+                options.image_cache
+            );
+        }
         let subset = options::parse_subset(&options.gather_subset)?;
+        let mut notes = gather::Notes::default();
+        let cache = if subset.initramfs {
+            image_cache::Cache::open(host, &options.image_cache).unwrap_or_else(|e| {
+                notes.warn(format!(
+                    "the image cache {} is not used: {e:#}",
+                    options.image_cache
+                ));
+                None
+            })
+        } else {
+            None
+        };
         let request = gather::Request {
             name: &options.name,
             kernels: &options.kernels,
             subset,
             arcconf: options.arcconf_path.as_deref(),
             banner: &options.banner,
+            cache: cache.as_ref(),
         };
-        let mut notes = gather::Notes::default();
         let facts = gather::gather(host, &request, &mut notes)?;
         Ok(Plan {
             facts,
             warnings: notes.0,
+            cache,
         })
     }
 
@@ -62,7 +93,14 @@ impl Module for RaidDriverFacts {
         report(plan)
     }
 
-    fn apply(plan: Plan, _ctx: &Context, _host: &Host) -> Result<Response<Return>> {
+    /// Check mode reports the same facts but keeps nothing in the cache.
+    fn apply(mut plan: Plan, _ctx: &Context, host: &Host) -> Result<Response<Return>> {
+        if let Some(cache) = plan.cache.take() {
+            if let Err(e) = cache.write(host) {
+                plan.warnings
+                    .push(format!("the image cache was not written: {e:#}"));
+            }
+        }
         Ok(report(plan))
     }
 }

@@ -24,6 +24,13 @@ pub struct Options {
     /// Text that starts the driver's line in the kernel log.
     #[serde(default = "default_banner")]
     pub banner: String,
+    /// Folder of the image cache; empty turns it off.
+    #[serde(default = "default_image_cache")]
+    pub image_cache: String,
+}
+
+fn default_image_cache() -> String {
+    crate::image_cache::DEFAULT.into()
 }
 
 fn default_name() -> String {

@@ -3,15 +3,17 @@
 
 use std::path::Path;
 
+use anyhow::Context as _;
 use formats::compress::Compression;
 use formats::modinfo::{sha256_hex, ModInfo};
 use formats::modsig::Signature;
-use linux_host::initramfs::{image_path, member_for, module_files};
+use linux_host::initramfs::{image_path, member_for, module_files_in};
 use linux_host::kmod::{self, Lookup, ModuleFile, Resolved};
 use linux_host::signing::{self, Enforcement, HostSigning};
 use linux_host::Host;
 
 use crate::gather::{Notes, Request};
+use crate::image_cache::{Cache, Identity, Learnt, Member};
 use crate::schema::{Copy, Image, ImageModule, KernelFacts, LoadFacts, ResolvedFacts};
 
 /// The facts of `release`; `(installed, running, modinfo_present)` say
@@ -96,7 +98,7 @@ pub fn kernel_facts(
             .resolved
             .as_ref()
             .and_then(|r| r.resolved.file.as_ref());
-        let image = image_facts(host, release, req.name, resolved_file);
+        let image = image_facts(host, release, req.name, resolved_file, req.cache);
         if let Some(error) = &image.error {
             notes.warn(format!(
                 "kernel {release}: initramfs {}: {error}",
@@ -179,52 +181,99 @@ fn load_facts(
     }
 }
 
-fn image_facts(host: &Host, release: &str, name: &str, resolved: Option<&ModuleFile>) -> Image {
+fn image_facts(
+    host: &Host,
+    release: &str,
+    name: &str,
+    resolved: Option<&ModuleFile>,
+    cache: Option<&Cache>,
+) -> Image {
     let (path, exists) = image_path(host, release);
-    let path = path.display().to_string();
     let mut image = Image {
-        path: path.clone(),
+        path: path.display().to_string(),
         exists,
         compression: None,
         early_cpio: None,
         contains_module: None,
         module: None,
         matches_resolved: None,
+        from_cache: false,
         error: None,
     };
     if !exists {
         return image;
     }
-    let scan = match module_files(host, Path::new(&path), release, &[name.to_string()]) {
-        Ok(scan) => scan,
+    let (learnt, from_cache) = match learn(host, &path, release, name, cache) {
+        Ok(found) => found,
         Err(e) => {
             image.error = Some(format!("{e:#}"));
             return image;
         }
     };
-    image.compression = Some(scan.compression());
+    image.compression = Some(learnt.compression);
+    image.early_cpio = Some(learnt.early_cpio);
+    image.contains_module = Some(learnt.module.is_some());
+    image.from_cache = from_cache;
+    image.matches_resolved = resolved.map(|r| {
+        learnt
+            .module
+            .as_ref()
+            .is_some_and(|m| r.sha256.as_deref() == Some(m.sha256.as_str()))
+    });
+    image.module = learnt.module.map(|m| ImageModule {
+        path: m.path,
+        size: m.size,
+        sha256: m.sha256,
+        info: m.info,
+        load: LoadFacts::default(),
+    });
+    image
+}
+
+/// What the image at `path` holds for `name`, and whether that came from
+/// the cache. A decoded image is queued for the cache only when the file
+/// read is still the file at `path`, unchanged since it was opened.
+fn learn(
+    host: &Host,
+    path: &Path,
+    release: &str,
+    name: &str,
+    cache: Option<&Cache>,
+) -> anyhow::Result<(Learnt, bool)> {
+    let file = host
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let opened = file.metadata()?;
+    let key = cache.map(|c| c.key(path, release, name, &opened));
+    if let Some(hit) = cache.zip(key.as_ref()).and_then(|(c, k)| c.get(host, k)) {
+        return Ok((hit, true));
+    }
+    let held = file.try_clone()?;
+    let scan = module_files_in(file, release, &[name.to_string()])
+        .with_context(|| format!("cannot read initramfs image {}", path.display()))?;
     // An uncompressed archive before the first compressed one; a segment
     // appended after the main archive is not an early cpio.
     let first_compressed = scan
         .segments
         .iter()
         .position(|s| s.compression != Compression::None);
-    image.early_cpio = Some(first_compressed.is_some_and(|at| at > 0));
-    let file = member_for(&scan.files, release, name).cloned();
-    image.contains_module = Some(file.is_some());
-    match file {
-        Some(file) => {
-            let sha256 = sha256_hex(&file.data);
-            image.matches_resolved = resolved.map(|r| r.sha256.as_deref() == Some(sha256.as_str()));
-            image.module = Some(ImageModule {
-                path: file.path,
-                size: file.data.len() as u64,
-                sha256,
-                info: ModInfo::from_bytes(file.data).unwrap_or_default(),
-                load: LoadFacts::default(),
-            });
+    let learnt = Learnt {
+        compression: scan.compression(),
+        early_cpio: first_compressed.is_some_and(|at| at > 0),
+        module: member_for(&scan.files, release, name).map(|file| Member {
+            path: file.path.clone(),
+            size: file.data.len() as u64,
+            sha256: sha256_hex(&file.data),
+            info: ModInfo::from_bytes(file.data.clone()).unwrap_or_default(),
+        }),
+    };
+    if let (Some(cache), Some(key)) = (cache, key) {
+        let unchanged = |meta: std::io::Result<std::fs::Metadata>| {
+            meta.is_ok_and(|m| Identity::of(&m) == Identity::of(&opened))
+        };
+        if unchanged(held.metadata()) && unchanged(std::fs::metadata(host.real_path(path))) {
+            cache.queue(key, learnt.clone());
         }
-        None => image.matches_resolved = resolved.map(|_| false),
     }
-    image
+    Ok((learnt, false))
 }

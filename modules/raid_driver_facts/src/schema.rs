@@ -87,6 +87,7 @@ pub struct Image {
     pub contains_module: Option<bool>,
     pub module: Option<ImageModule>,
     pub matches_resolved: Option<bool>,
+    pub from_cache: bool,
     pub error: Option<String>,
 }
 

@@ -97,6 +97,8 @@ fn lab() -> tempfile::TempDir {
     write(root, "/sys/module/aacraid/srcversion", b"INTREE56\n");
     write(root, "/sys/module/aacraid/initstate", b"live\n");
     write(root, "/sys/module/aacraid/taint", b"OE\n");
+    // What the image cache keys its entries by, besides the image.
+    write(root, "/proc/self/exe", b"build one");
     dir
 }
 
@@ -378,5 +380,231 @@ fn signing_facts_predict_which_copies_an_enforcing_kernel_refuses() -> Result<()
     assert_eq!(f["kernels"][0]["signing"], Value::Null);
     assert_eq!(f["kernels"][0]["resolved"]["will_load"], Value::Null);
     assert_eq!(f["kernels"][0]["resolved"]["will_load_reason"], Value::Null);
+    Ok(())
+}
+
+/// The facts, warnings and `changed` of a real run (`check`: false) or a
+/// check-mode run.
+fn run(host: &Host, opts: Value, check: bool) -> Result<(Value, Vec<String>)> {
+    let plan = RaidDriverFacts::plan(options(opts), &Context::default(), host)?;
+    let response = if check {
+        RaidDriverFacts::preview(plan, &Context::default())
+    } else {
+        RaidDriverFacts::apply(plan, &Context::default(), host)?
+    };
+    assert!(!response.changed);
+    Ok((
+        serde_json::to_value(&response.values.ansible_facts.raid_driver)?,
+        response.warnings,
+    ))
+}
+
+const CACHE: &str = "var/cache/aacraid-modules/facts";
+
+/// Every kernel's `initramfs` facts, `from_cache` set aside, and whether
+/// each came from the cache.
+fn images(facts: &Value) -> (Vec<Value>, Vec<bool>) {
+    let kernels = facts["kernels"].as_array().cloned().unwrap_or_default();
+    assert_eq!(kernels.len(), 2, "{facts}");
+    kernels
+        .iter()
+        .map(|k| {
+            let mut image = k["initramfs"].clone();
+            let cached = image["from_cache"].as_bool().expect("from_cache is a bool");
+            image["from_cache"] = Value::Null;
+            (image, cached)
+        })
+        .unzip()
+}
+
+fn entries(root: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(root.join(CACHE))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn the_image_cache_serves_an_unchanged_image_and_misses_a_changed_one() -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        linux_host::host::process_uid(),
+        0,
+        "the image cache is root's: run the unit tests as root"
+    );
+    let dir = lab();
+    let root = dir.path();
+    let host = Host::scripted(root, script());
+    let all = serde_json::json!({});
+
+    // Check mode reads images but keeps nothing.
+    let (first, _) = run(&host, all.clone(), true)?;
+    assert!(!root.join(CACHE).exists());
+    let (decoded, cached) = images(&first);
+    assert_eq!(cached, [false, false]);
+
+    // A real run keeps one entry per image, in a folder only root may enter.
+    let (_, warnings) = run(&host, all.clone(), false)?;
+    assert_eq!(warnings, ["arcconf is not installed: its facts are null"]);
+    assert_eq!(entries(root).len(), 2);
+    for folder in [CACHE, "var/cache/aacraid-modules"] {
+        assert_eq!(
+            fs::metadata(root.join(folder))?.permissions().mode() & 0o777,
+            0o700,
+            "{folder}"
+        );
+    }
+    for entry in entries(root) {
+        let mode = fs::metadata(root.join(CACHE).join(&entry))?
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{entry}");
+    }
+
+    // The next gather reads both images from the cache and reports the same facts.
+    let (second, _) = run(&host, all.clone(), false)?;
+    let (from_cache, cached) = images(&second);
+    assert_eq!(cached, [true, true]);
+    assert_eq!(from_cache, decoded);
+
+    // The newer image rewritten in place (same size): that one is decoded again.
+    let old_image = fs::read(root.join(format!("boot/initrd.img-{OLD}")))?;
+    let image = root.join(format!("boot/initrd.img-{NEW}"));
+    let mut bytes = fs::read(&image)?;
+    let old_size = bytes.len();
+    let vendor = fs::read(root.join(format!("lib/modules/{NEW}/updates/aacraid.ko")))?;
+    bytes = cpio(&[(
+        &format!("usr/lib/modules/{NEW}/updates/aacraid.ko"),
+        &vendor,
+    )]);
+    bytes.resize(old_size.max(bytes.len()), 0);
+    fs::write(&image, &bytes)?;
+    let (third, _) = run(&host, all.clone(), false)?;
+    let (after, cached) = images(&third);
+    assert_eq!(cached, [false, true]);
+    assert_eq!(after[0]["matches_resolved"], true, "{}", after[0]);
+    assert_eq!(after[0]["module"]["srcversion"], "VENDOR56");
+    assert_eq!(
+        entries(root).len(),
+        2,
+        "the changed image's entry is replaced"
+    );
+    let (_, cached) = images(&run(&host, all.clone(), false)?.0);
+    assert_eq!(cached, [true, true]);
+
+    // Another build of the module decodes every image again.
+    write(root, "/proc/self/exe", b"build two");
+    let (_, cached) = images(&run(&host, all.clone(), true)?.0);
+    assert_eq!(cached, [false, false]);
+
+    // A writer killed before its rename leaves a temporary file; the next
+    // write removes it, but not one of a writer still running.
+    write(root, "/proc/self/exe", b"build one");
+    let name = &entries(root)[0];
+    let killed = format!(".{name}.tmp4194305.0");
+    let running = format!(".{name}.tmp{}.0", std::process::id());
+    for leftover in [&killed, &running] {
+        fs::write(root.join(CACHE).join(leftover), b"half")?;
+    }
+    write(root, &format!("/boot/initrd.img-{OLD}"), &old_image);
+    let (_, cached) = images(&run(&host, all.clone(), false)?.0);
+    assert_eq!(cached, [true, false], "the older image was written again");
+    fs::remove_file(root.join(CACHE).join(&running))?;
+    assert_eq!(entries(root).len(), 2, "{:?}", entries(root));
+
+    // An image that cannot be read is never kept: it is tried each time.
+    write(root, &format!("/boot/initrd.img-{OLD}"), b"not an image");
+    for _ in 0..2 {
+        let (facts, _) = run(&host, all.clone(), false)?;
+        assert_eq!(images(&facts).1, [true, false]);
+        assert!(facts["kernels"][1]["initramfs"]["error"].is_string());
+    }
+    write(root, &format!("/boot/initrd.img-{OLD}"), &old_image);
+
+    // A damaged entry is a miss, and a real run replaces it.
+    for entry in entries(root) {
+        fs::write(root.join(CACHE).join(entry), b"{\"key\": 1")?;
+    }
+    let (_, cached) = images(&run(&host, all.clone(), false)?.0);
+    assert_eq!(cached, [false, false]);
+    let (_, cached) = images(&run(&host, all, false)?.0);
+    assert_eq!(cached, [true, true]);
+    Ok(())
+}
+
+#[test]
+fn an_image_cache_others_could_write_is_not_used() -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        linux_host::host::process_uid(),
+        0,
+        "the image cache is root's: run the unit tests as root"
+    );
+    type Layout = fn(&Path) -> std::io::Result<()>;
+    let unsafe_layouts: [(&str, Layout); 3] = [
+        ("a folder above it others may write", |root| {
+            fs::create_dir_all(root.join(CACHE))?;
+            fs::set_permissions(root.join(CACHE), fs::Permissions::from_mode(0o700))?;
+            fs::set_permissions(root.join("var/cache"), fs::Permissions::from_mode(0o777))
+        }),
+        ("the folder open to others", |root| {
+            fs::create_dir_all(root.join(CACHE))?;
+            fs::set_permissions(root.join(CACHE), fs::Permissions::from_mode(0o755))
+        }),
+        ("the folder a link", |root| {
+            fs::create_dir_all(root.join("elsewhere"))?;
+            fs::set_permissions(root.join("elsewhere"), fs::Permissions::from_mode(0o700))?;
+            fs::create_dir_all(root.join("var/cache/aacraid-modules"))?;
+            std::os::unix::fs::symlink(root.join("elsewhere"), root.join(CACHE))
+        }),
+    ];
+    for (what, make) in unsafe_layouts {
+        let dir = lab();
+        let root = dir.path();
+        make(root)?;
+        let host = Host::scripted(root, script());
+        let (facts, warnings) = run(&host, serde_json::json!({}), false)?;
+        assert_eq!(images(&facts).1, [false, false], "{what}");
+        assert_eq!(warnings.len(), 2, "{what}: {warnings:?}");
+        assert!(
+            warnings[0]
+                .starts_with("the image cache /var/cache/aacraid-modules/facts is not used: ")
+                && warnings[0].contains("is not a real folder of root's"),
+            "{what}: {warnings:?}"
+        );
+        assert_eq!(entries(root), Vec::<String>::new(), "{what}");
+        assert_eq!(
+            fs::read_dir(root.join("elsewhere"))
+                .map(|d| d.count())
+                .unwrap_or(0),
+            0,
+            "{what}"
+        );
+    }
+
+    // Turned off, or a bad value.
+    let dir = lab();
+    let host = Host::scripted(dir.path(), script());
+    let (facts, warnings) = run(&host, serde_json::json!({"image_cache": ""}), false)?;
+    assert_eq!(images(&facts).1, [false, false]);
+    assert_eq!(warnings, ["arcconf is not installed: its facts are null"]);
+    assert!(!dir.path().join("var/cache").exists());
+    for bad in ["cache", "/var/cache/../tmp"] {
+        let refused = RaidDriverFacts::plan(
+            options(serde_json::json!({"image_cache": bad})),
+            &Context::default(),
+            &host,
+        );
+        let msg = format!("{:#}", refused.err().expect("refused"));
+        assert!(
+            msg.starts_with("image_cache must be an absolute path"),
+            "{msg}"
+        );
+    }
     Ok(())
 }

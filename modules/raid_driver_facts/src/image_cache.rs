@@ -1,0 +1,189 @@
+//! The image cache: what a gather learnt from an initramfs image (its
+//! compression, whether an early cpio leads it, the module copy it holds),
+//! kept so that an unchanged image is decoded once, not at every gather.
+//!
+//! An entry is keyed by the image file's identity (device, inode, size,
+//! mtime and ctime, read from the open file) and by the SHA-256 of the
+//! binary that read it, so a rewritten or replaced image, or a new build of
+//! this module, misses. It lives in a private folder of root's
+//! ([`Host::private_folder`]): the module runs as root and trusts what it
+//! finds there, so no other user may be able to plant or swap an entry. A
+//! gather only reads entries; the entries it learnt are written by a real
+//! run, never in check mode.
+
+use std::fs::Metadata;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use anyhow::{Context, Result};
+use formats::compress::Compression;
+use formats::modinfo::{sha256_hex, ModInfo};
+use linux_host::host::{process_uid, temp_target};
+use linux_host::Host;
+use serde::{Deserialize, Serialize};
+
+/// Where entries are kept unless the task says otherwise: beside the
+/// module binaries the action plugin caches.
+pub const DEFAULT: &str = "/var/cache/aacraid-modules/facts";
+
+/// An entry is a few hundred bytes; anything larger is not one of ours.
+const ENTRY_MAX: u64 = 64 * 1024;
+
+/// Which file an entry describes, and which build read it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Key {
+    binary: String,
+    image: String,
+    release: String,
+    name: String,
+    identity: Identity,
+}
+
+/// What changes when a file is rewritten or replaced. The ctime cannot be
+/// set back by anyone, so a file changed in place never matches again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Identity {
+    pub fn of(meta: &Metadata) -> Identity {
+        Identity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
+
+/// What a gather learns from one image for one module name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Learnt {
+    pub compression: Compression,
+    pub early_cpio: bool,
+    pub module: Option<Member>,
+}
+
+/// The image's copy of the module.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+    pub info: ModInfo,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Entry {
+    key: Key,
+    learnt: Learnt,
+}
+
+/// An open cache: entries are read from it while gathering, and what was
+/// learnt is queued for [`Cache::write`].
+pub struct Cache {
+    dir: PathBuf,
+    binary: String,
+    queued: Mutex<Vec<Entry>>,
+}
+
+impl Cache {
+    /// The cache at `dir` (`""`: none). `Ok(None)` when it is off or this
+    /// process is not root's (whose gathers cannot keep a root-only
+    /// cache); an error, which the caller reports as a warning, when the
+    /// folder is not private to root or the running binary cannot be read.
+    pub fn open(host: &Host, dir: &str) -> Result<Option<Cache>> {
+        if dir.is_empty() || process_uid() != 0 {
+            return Ok(None);
+        }
+        let dir = PathBuf::from(dir);
+        match host.symlink_metadata(&dir) {
+            // Made, and checked, by the first real run that has an entry to keep.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            _ => host.private_folder(&dir, false)?,
+        }
+        let binary = host
+            .read(Path::new("/proc/self/exe"))
+            .context("cannot read the running binary to key the image cache")?;
+        Ok(Some(Cache {
+            dir,
+            binary: sha256_hex(&binary),
+            queued: Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// The key of `image`, whose open file has `meta`, for module `name`.
+    pub fn key(&self, image: &Path, release: &str, name: &str, meta: &Metadata) -> Key {
+        Key {
+            binary: self.binary.clone(),
+            image: image.display().to_string(),
+            release: release.to_string(),
+            name: name.to_string(),
+            identity: Identity::of(meta),
+        }
+    }
+
+    /// The file of the entry for `key`'s image, release and name: one per
+    /// image and module, replaced when the image changes.
+    fn entry_path(&self, key: &Key) -> PathBuf {
+        let id = sha256_hex(format!("{}\0{}\0{}", key.image, key.release, key.name).as_bytes());
+        self.dir.join(format!("{id}.json"))
+    }
+
+    /// What was learnt earlier from exactly this file, if anything. A
+    /// missing, unreadable or foreign entry is a miss.
+    pub fn get(&self, host: &Host, key: &Key) -> Option<Learnt> {
+        let (bytes, _) = host.read_capped(&self.entry_path(key), ENTRY_MAX).ok()?;
+        let entry: Entry = serde_json::from_slice(&bytes).ok()?;
+        (entry.key == *key).then_some(entry.learnt)
+    }
+
+    /// Queues `learnt` to be kept under `key`.
+    pub fn queue(&self, key: Key, learnt: Learnt) {
+        if let Ok(mut queued) = self.queued.lock() {
+            queued.push(Entry { key, learnt });
+        }
+    }
+
+    /// Writes the queued entries, making the folder (mode 0700) when it is
+    /// missing; fails at the first entry it cannot keep.
+    pub fn write(&self, host: &Host) -> Result<()> {
+        let queued = match self.queued.lock() {
+            Ok(mut queued) => std::mem::take(&mut *queued),
+            Err(_) => return Ok(()),
+        };
+        if queued.is_empty() {
+            return Ok(());
+        }
+        host.private_folder(&self.dir, true)?;
+        self.remove_leftovers(host);
+        for entry in queued {
+            let bytes = serde_json::to_vec(&entry)?;
+            host.write_atomic(&self.entry_path(&entry.key), &bytes, 0o600)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the temporary files of writers that were killed before
+    /// their rename (their process is gone); a live writer's are left.
+    fn remove_leftovers(&self, host: &Host) {
+        for entry in host.read_dir(&self.dir).unwrap_or_default() {
+            let writer = temp_target(&entry.name)
+                .and_then(|target| entry.name.strip_prefix(&format!(".{target}.tmp")))
+                .and_then(|rest| rest.split_once('.'))
+                .map(|(pid, _)| pid);
+            if let Some(pid) = writer {
+                if !Path::new("/proc").join(pid).exists() {
+                    let _ = host.remove_file(&self.dir.join(&entry.name));
+                }
+            }
+        }
+    }
+}
