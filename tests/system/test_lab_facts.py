@@ -214,7 +214,7 @@ def test_the_image_cache_serves_unchanged_images_only(lab):
     cache = f"/var/cache/aacraid-test-{uuid.uuid4().hex[:8]}/facts"
 
     def images(**options):
-        rd = facts(lab, image_cache=cache, **options)["ansible_facts"]["raid_driver"]
+        rd = facts(lab, **{"image_cache": cache, **options})["ansible_facts"]["raid_driver"]
         assert [k["release"] for k in rd["kernels"]] == lab.kernels
         found = [dict(k["initramfs"]) for k in rd["kernels"]]
         return [i.pop("from_cache") for i in found], found
