@@ -4,6 +4,10 @@ TARGET := x86_64-unknown-linux-musl
 # Module crates are the folders holding a sidecar <name>/<name>.yml.
 MODULES := $(patsubst modules/%/,%,$(dir $(wildcard modules/*/*.yml)))
 VENV := .venv/core-latest
+# The steps of `make test` print when they start and end (the parallel ones print
+# their output whole when they end).
+STARTED = @echo "[$@ started $$(date +%T)]"
+ENDED = @echo "[$@ ended $$(date +%T)]"
 # VENDOR_VERSION and MODULE_VERSION of the fixture vendor driver.
 include tests/fixtures/version.env
 
@@ -26,14 +30,18 @@ build: setup
 
 # ansible-lint resolves our modules through ansible.cfg's library: build first.
 lint: build
+	$(STARTED)
 	cargo fmt --all -- --check
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ansible-lint --profile production playbooks/ roles/ molecule/
+	$(ENDED)
 
 # Includes the bounded property tests of every parser of outside bytes
 # (crates/*/tests/fuzz.rs), each under its own address-space limit.
 unit: setup
+	$(STARTED)
 	INSTA_UPDATE=no cargo test --locked --workspace
+	$(ENDED)
 
 # The long sweep of those property tests: FUZZ_SCALE times the cases of
 # `make unit` (see crates/formats/tests/harness/mod.rs).
@@ -43,11 +51,15 @@ fuzz:
 	FUZZ_SCALE=$(FUZZ_SCALE) cargo test --locked $(addprefix -p ,$(FUZZ_CRATES)) --test fuzz
 
 lab-image: setup
+	$(STARTED)
 	tests/lab/build-image.sh all
+	$(ENDED)
 
 # The lab's virtual-machine disk (GRUB, systemd, sshd), made from aacraid-lab:initramfs-tools.
 vm-image: lab-image
+	$(STARTED)
 	tests/lab/build-vm.sh
+	$(ENDED)
 
 # The system tests run in random order (pytest-randomly prints its seed first; rerun an
 # order with SYSTEM_ARGS=--randomly-seed=N) on two workers (pytest-xdist): every test
@@ -58,22 +70,30 @@ SYSTEM_ARGS ?=
 # The QEMU boots of test_signature_boot.py keep a core busy for minutes: `make test` runs
 # them as `signature-boot`, beside Molecule and the crash sample, which mostly wait.
 system: build lab-image
+	$(STARTED)
 	$(VENV)/bin/pytest -v -n $(SYSTEM_WORKERS) $(SYSTEM_ARGS) --ignore=tests/system/test_signature_boot.py \
 		--ignore=tests/system/test_vm_reboot.py tests/system
+	$(ENDED)
 
 signature-boot: build lab-image
+	$(STARTED)
 	$(VENV)/bin/pytest -v tests/system/test_signature_boot.py
+	$(ENDED)
 
 # The rollout over SSH against a virtual machine that really reboots, and a canary whose
 # reboot fails and stops the rollout (-s prints the boot and reboot times).
 vm-reboot: build vm-image
+	$(STARTED)
 	$(VENV)/bin/pytest -v -s tests/system/test_vm_reboot.py
+	$(ENDED)
 
 # The crash-consistency harness (tests/crash): every write-side system call of a module run is a
 # kill point; `crash-sample` (in `make test`) tries a fixed spread of them and 3 concurrency
 # rounds, `crash` every distinct point and 50 rounds (see the README for its length).
 crash-sample: build lab-image
+	$(STARTED)
 	$(VENV)/bin/pytest -v tests/crash
+	$(ENDED)
 
 crash: build lab-image
 	CRASH_SWEEP=full $(VENV)/bin/pytest -v tests/crash
@@ -92,7 +112,9 @@ MOLECULE := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" AACRAID_VENDOR_PACKAGE=$(VENDOR_
 
 molecule: molecule-default molecule-fleet
 molecule-default molecule-fleet: molecule-%: build lab-image $(VENDOR_PACKAGE)
+	$(STARTED)
 	$(MOLECULE) test -s $*
+	$(ENDED)
 
 # The README's first command: a build host and three servers as containers and one server
 # as a virtual machine, all over SSH; the rollout, with a real reboot of the VM; a QEMU boot
@@ -104,12 +126,14 @@ lab-clean:
 	tests/lab/run-lab.sh --clean
 
 # Steps that mostly wait (the image builds on the package mirror, Molecule on its hosts)
-# run beside others; each step's output is printed whole when it ends. The two longest
-# steps of the last group come first, so that the short ones fill in beside them.
+# run beside others; each step's output is printed whole when it ends, with the times it
+# started and ended. The system tests keep both cores busy, and the VM disk
+# build mostly writes files, so it runs beside them. The two longest steps of the last
+# group come first, so that the short ones fill in beside them.
 PARALLEL := $(MAKE) --no-print-directory --output-sync=target -j2
 test:
-	$(PARALLEL) lab-image vm-image lint unit
-	$(MAKE) --no-print-directory system
+	$(PARALLEL) lab-image lint unit
+	$(PARALLEL) system vm-image
 	$(PARALLEL) crash-sample vm-reboot molecule-default molecule-fleet signature-boot
 
 # Every benchmark runs even when an earlier one misses its targets (exit 1);

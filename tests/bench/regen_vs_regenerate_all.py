@@ -47,6 +47,7 @@ def main():
     args = parse_args(__doc__)
     samples = Samples()
     with tempfile.TemporaryDirectory() as tmp, Lab("dracut", prefix="aacraid-regen-bench") as lab:
+        lab.debian_dracut()
         package = make_vendor_package(tmp)
         lab.put(package, "/root/vendor.tgz")
         kernels = lab.kernels

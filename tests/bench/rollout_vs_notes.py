@@ -57,6 +57,7 @@ def fleet(prefix, suffix, tmp):
         for name, variant, group in SHAPE:
             lab = stack.enter_context(Lab(variant, *key.docker_args(), image=f"aacraid-lab:{variant}{suffix}",
                                           prefix=f"{prefix}-{name}"))
+            lab.debian_dracut()
             hosts.append(lab)
             groups[group].append(f"{lab.name} ansible_host={key.trust(lab)}")
         old = hosts[-1].kernels[1]
