@@ -252,15 +252,7 @@ fn a_failing_tool_leaves_the_image_and_reports_its_output() -> Result<()> {
 }
 
 fn names(dir: &tempfile::TempDir, folder: &str) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir.path().join(folder))
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
+    linux_host::testing::names_in(&dir.path().join(folder))
 }
 
 /// A killed run leaves its temporary image in /boot and the tool's private

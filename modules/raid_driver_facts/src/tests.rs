@@ -418,15 +418,7 @@ fn images(facts: &Value) -> (Vec<Value>, Vec<bool>) {
 }
 
 fn entries(root: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(root.join(CACHE))
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
+    linux_host::testing::names_in(&root.join(CACHE))
 }
 
 #[test]
