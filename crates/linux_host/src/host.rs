@@ -260,12 +260,7 @@ impl Host {
     /// (a cache a root process trusts) cannot be planted or swapped by
     /// another user.
     pub fn private_folder(&self, path: &Path, create: bool) -> Result<()> {
-        if !path.is_absolute()
-            || !path
-                .components()
-                .skip(1)
-                .all(|c| matches!(c, Component::Normal(_)))
-        {
+        if !is_plain_absolute(path) {
             bail!(
                 "{} is not an absolute path without `.` or `..`",
                 path.display()
@@ -620,6 +615,16 @@ fn search_dirs(inherited: Option<OsString>) -> Vec<PathBuf> {
     search
 }
 
+/// Whether `path` is absolute and names each folder below `/` by name,
+/// without `.` or `..`.
+pub fn is_plain_absolute(path: &Path) -> bool {
+    path.is_absolute()
+        && path
+            .components()
+            .skip(1)
+            .all(|c| matches!(c, Component::Normal(_)))
+}
+
 /// The user this process runs as (root when that cannot be told).
 pub fn process_uid() -> u32 {
     fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0)
@@ -640,12 +645,25 @@ pub fn is_private_dir_name(name: &str, prefix: &str) -> bool {
 /// gives a new `target` (`.<target>.tmp<pid>.<n>`): what a writer killed
 /// before its rename leaves behind.
 pub fn is_temp_name_of(name: &str, target: &str) -> bool {
+    temp_writer_of(name, target).is_some()
+}
+
+/// The process id in a temporary name of [`Host::write_atomic`] for
+/// `target` (`.<target>.tmp<pid>.<n>`), or `None` for any other name.
+fn temp_writer_of<'a>(name: &'a str, target: &str) -> Option<&'a str> {
     let numbers = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     name.strip_prefix('.')
         .and_then(|rest| rest.strip_prefix(target))
         .and_then(|rest| rest.strip_prefix(".tmp"))
         .and_then(|rest| rest.split_once('.'))
-        .is_some_and(|(pid, n)| numbers(pid) && numbers(n))
+        .filter(|(pid, n)| numbers(pid) && numbers(n))
+        .map(|(pid, _)| pid)
+}
+
+/// The process that wrote a temporary name of [`Host::write_atomic`]
+/// (`.<target>.tmp<pid>.<n>` gives `<pid>`), or `None` for any other name.
+pub fn temp_writer(name: &str) -> Option<&str> {
+    temp_target(name).and_then(|target| temp_writer_of(name, target))
 }
 
 /// The `target` a temporary name of [`Host::write_atomic`] stands for

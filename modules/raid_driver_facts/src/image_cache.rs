@@ -19,7 +19,7 @@ use std::sync::Mutex;
 use anyhow::{Context, Result};
 use formats::compress::Compression;
 use formats::modinfo::{sha256_hex, ModInfo};
-use linux_host::host::{process_uid, temp_target};
+use linux_host::host::{process_uid, temp_writer};
 use linux_host::Host;
 use serde::{Deserialize, Serialize};
 
@@ -175,11 +175,7 @@ impl Cache {
     /// their rename (their process is gone); a live writer's are left.
     fn remove_leftovers(&self, host: &Host) {
         for entry in host.read_dir(&self.dir).unwrap_or_default() {
-            let writer = temp_target(&entry.name)
-                .and_then(|target| entry.name.strip_prefix(&format!(".{target}.tmp")))
-                .and_then(|rest| rest.split_once('.'))
-                .map(|(pid, _)| pid);
-            if let Some(pid) = writer {
+            if let Some(pid) = temp_writer(&entry.name) {
                 if !Path::new("/proc").join(pid).exists() {
                     let _ = host.remove_file(&self.dir.join(&entry.name));
                 }

@@ -17,8 +17,9 @@ mod tools;
 use ansible_protocol::{Context, Module, Response};
 use anyhow::{bail, Result};
 use formats::modinfo::validate_name;
+use linux_host::host::is_plain_absolute;
 use linux_host::Host;
-use std::path::{Component, Path};
+use std::path::Path;
 
 pub use options::Options;
 use schema::{AnsibleFacts, RaidDriver, Return};
@@ -48,13 +49,7 @@ impl Module for RaidDriverFacts {
                 bail!("arcconf_path must be an absolute path, got {path:?}");
             }
         }
-        let cache_dir = Path::new(&options.image_cache);
-        if !options.image_cache.is_empty()
-            && (!cache_dir.is_absolute()
-                || cache_dir
-                    .components()
-                    .any(|c| matches!(c, Component::ParentDir | Component::CurDir)))
-        {
+        if !options.image_cache.is_empty() && !is_plain_absolute(Path::new(&options.image_cache)) {
             bail!(
                 "image_cache must be an absolute path without `.` or `..` (or empty, for no cache), got {:?}",
                 options.image_cache
