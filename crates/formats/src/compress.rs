@@ -3,6 +3,10 @@
 //! and decoded with pure-Rust decoders so the static build needs no C library.
 //! Each decoder reads one stream and stops at its end; what it writes goes
 //! through the caps of [`crate::limits`].
+//!
+//! [`Compression::store`] goes the other way for the formats whose streams
+//! can hold data as it is (gzip's stored blocks, zstd's raw blocks): a valid
+//! stream of that format, not a smaller one, with no encoder linked in.
 
 use std::io::{self, BufRead, Read};
 
@@ -75,11 +79,32 @@ impl Compression {
         }
     }
 
+    /// `data` as one stream of this format, stored rather than compressed;
+    /// `None` for the formats that cannot store data as it is (`None`
+    /// itself gives the data back).
+    pub fn store(self, data: &[u8]) -> Option<Vec<u8>> {
+        match self {
+            Compression::None => Some(data.to_vec()),
+            Compression::Gzip => Some(gzip_stored(data)),
+            Compression::Zstd => Some(zstd_raw(data)),
+            _ => None,
+        }
+    }
+
     /// Wraps `input` in a streaming decoder of one stream of this format
     /// (see [`Stream`]).
     pub(crate) fn stream(self, input: Raw) -> io::Result<Stream> {
         Ok(match self {
             Compression::Gzip => Stream::Gzip(Box::new(flate2::bufread::GzDecoder::new(input))),
+            #[cfg(feature = "zstd-c")]
+            Compression::Zstd => {
+                let mut decoder = zstd::stream::read::Decoder::with_buffer(input)?.single_frame();
+                // libzstd reserves the window a frame names (memory is used
+                // only as data is decoded); larger windows are refused.
+                decoder.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
+                Stream::Zstd(Box::new(decoder))
+            }
+            #[cfg(not(feature = "zstd-c"))]
             Compression::Zstd => {
                 let decoder = ruzstd::decoding::StreamingDecoder::new(input).map_err(|e| {
                     io::Error::new(io::ErrorKind::InvalidData, format!("zstd: {e}"))
@@ -105,6 +130,53 @@ impl Compression {
         })
     }
 }
+
+/// One gzip member (RFC 1952) of deflate stored blocks (RFC 1951 3.2.4):
+/// no name, time 0, the CRC-32 and length of `data` at the end.
+fn gzip_stored(data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    let mut blocks = data.chunks(0xffff).peekable();
+    if blocks.peek().is_none() {
+        out.extend_from_slice(&[1, 0, 0, 0xff, 0xff]);
+    }
+    while let Some(block) = blocks.next() {
+        // BFINAL on the last, BTYPE 00; the block then starts on a byte.
+        out.push(u8::from(blocks.peek().is_none()));
+        let len = block.len() as u16;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(block);
+    }
+    let mut crc = flate2::Crc::new();
+    crc.update(data);
+    out.extend_from_slice(&crc.sum().to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out
+}
+
+/// One zstd frame (RFC 8878) of raw blocks: single segment, the content
+/// size in 8 bytes (so the window is the content itself), no checksum.
+fn zstd_raw(data: &[u8]) -> Vec<u8> {
+    const BLOCK_MAX: usize = 128 << 10;
+    let mut out = vec![0x28, 0xb5, 0x2f, 0xfd, 0b1110_0000];
+    out.extend_from_slice(&(data.len() as u64).to_le_bytes());
+    let mut blocks = data.chunks(BLOCK_MAX).peekable();
+    if blocks.peek().is_none() {
+        out.extend_from_slice(&[1, 0, 0]);
+    }
+    while let Some(block) = blocks.next() {
+        // Last_Block in bit 0, Block_Type 0 (raw) in bits 1-2, the size above.
+        let header = u32::from(blocks.peek().is_none()) | ((block.len() as u32) << 3);
+        out.extend_from_slice(&header.to_le_bytes()[..3]);
+        out.extend_from_slice(block);
+    }
+    out
+}
+
+/// The largest zstd window read, 2^27 bytes (libzstd's default limit; the
+/// tools write 2^19 to 2^23 for initramfs images).
+#[cfg(feature = "zstd-c")]
+const ZSTD_WINDOW_LOG_MAX: u32 = 27;
 
 /// Decodes a kernel module file, whatever its (supported) format; bytes
 /// that match no magic are returned as they are. Fails once the output
@@ -135,7 +207,10 @@ pub(crate) type Raw = Buffered<Box<dyn Read + Send>>;
 /// segments of an initramfs image.
 pub(crate) enum Stream {
     Gzip(Box<flate2::bufread::GzDecoder<Raw>>),
+    #[cfg(not(feature = "zstd-c"))]
     Zstd(Box<ruzstd::decoding::StreamingDecoder<Raw, ruzstd::decoding::FrameDecoder>>),
+    #[cfg(feature = "zstd-c")]
+    Zstd(Box<zstd::stream::read::Decoder<'static, Raw>>),
     Threaded(Threaded),
     Lz4(Box<Lz4Reader>),
 }
@@ -146,7 +221,10 @@ impl Stream {
     pub(crate) fn finish(self) -> io::Result<Raw> {
         match self {
             Stream::Gzip(d) => Ok(d.into_inner()),
+            #[cfg(not(feature = "zstd-c"))]
             Stream::Zstd(d) => Ok(d.into_inner()),
+            #[cfg(feature = "zstd-c")]
+            Stream::Zstd(d) => Ok(d.finish()),
             Stream::Threaded(d) => d.rest.ok_or_else(|| {
                 io::Error::other(format!("the {} stream was not read to its end", d.format))
             }),
@@ -356,5 +434,50 @@ mod tests {
             assert_eq!(decode_capped(packed, 2 << 20)?.len(), 2 << 20);
         }
         Ok(())
+    }
+
+    /// What `store` writes is read back by our decoders, whole and as
+    /// consecutive streams, from 0 bytes to several blocks.
+    #[test]
+    fn stored_streams_read_back() -> io::Result<()> {
+        let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        for data in [&b""[..], b"x", &big[..]] {
+            for c in [Compression::Gzip, Compression::Zstd, Compression::None] {
+                let stored = c.store(data).expect("a storing format");
+                assert_eq!(
+                    Compression::sniff(&stored),
+                    (c != Compression::None).then_some(c)
+                );
+                assert_eq!(
+                    decode_capped(stored, 1 << 20)?,
+                    data,
+                    "{c:?} of {} bytes",
+                    data.len()
+                );
+            }
+        }
+        for c in [
+            Compression::Xz,
+            Compression::Lzma,
+            Compression::Lz4,
+            Compression::Bzip2,
+        ] {
+            assert_eq!(c.store(b"x"), None);
+        }
+        Ok(())
+    }
+
+    /// A zstd frame whose header names a window past 2^27 bytes is refused
+    /// by libzstd before anything is reserved for it; 2^20 is read.
+    #[cfg(feature = "zstd-c")]
+    #[test]
+    fn a_zstd_window_past_the_limit_is_refused() {
+        let frame = |window_descriptor: u8| {
+            let mut f = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, window_descriptor];
+            f.extend_from_slice(&[(1 << 3) | 1, 0, 0, b'x']);
+            f
+        };
+        assert_eq!(decode_capped(frame(10 << 3), 1 << 20).expect("2^20"), b"x");
+        assert!(decode_capped(frame(18 << 3), 1 << 20).is_err(), "2^28");
     }
 }

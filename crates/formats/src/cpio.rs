@@ -15,6 +15,9 @@
 //!
 //! Only the entries a caller selects are kept in memory, at most
 //! [`ARCHIVE_MAX`] bytes of them; everything else is streamed past.
+//!
+//! [`write`] makes a `newc` archive, for the segment initramfs_regen
+//! appends to an image.
 
 use std::io::Read;
 
@@ -34,6 +37,14 @@ pub struct Segment {
     pub offset: u64,
     /// Entries (of any type) walked in the segment's archive(s).
     pub entries: u64,
+    /// The path of the segment's first entry (how a segment appended by a
+    /// tool is recognised); `None` when it holds none.
+    #[serde(skip)]
+    pub first_entry: Option<String>,
+    /// How many of [`Scan::files`] and [`Scan::folders`] come from the
+    /// segments before this one.
+    #[serde(skip)]
+    pub kept_before: (usize, usize),
 }
 
 /// A selected entry, with its contents.
@@ -58,6 +69,8 @@ pub struct Scan {
     /// Entries other than folders that the selector accepted, in archive
     /// order, every copy of a name included.
     pub files: Vec<Member>,
+    /// The folders the selector accepted, in archive order.
+    pub folders: Vec<String>,
 }
 
 impl Scan {
@@ -93,7 +106,9 @@ fn scan_capped(
         cap,
         kept: 0,
         files: Vec::new(),
+        folders: Vec::new(),
         links: Vec::new(),
+        first: None,
     };
     let mut raw = Buffered::new(input);
     let mut segments = Vec::new();
@@ -104,12 +119,16 @@ fn scan_capped(
         if head.is_empty() {
             break;
         }
+        let kept_before = (walk.files.len(), walk.folders.len());
+        walk.first = None;
         if is_cpio_magic(&head) {
             let entries = walk.archive(&mut raw)?;
             segments.push(Segment {
                 compression: Compression::None,
                 offset,
                 entries,
+                first_entry: walk.first.take(),
+                kept_before,
             });
             continue;
         }
@@ -124,6 +143,8 @@ fn scan_capped(
             compression,
             offset,
             entries,
+            first_entry: walk.first.take(),
+            kept_before,
         });
     }
     if segments.is_empty() {
@@ -132,6 +153,7 @@ fn scan_capped(
     Ok(Scan {
         segments,
         files: walk.files,
+        folders: walk.folders,
     })
 }
 
@@ -146,8 +168,11 @@ struct Walk<'a> {
     cap: u64,
     kept: u64,
     files: Vec<Member>,
+    folders: Vec<String>,
     /// Kept entries of hard link sets: the set's key, the index in `files`.
     links: Vec<(LinkKey, usize)>,
+    /// The first entry of the segment being walked.
+    first: Option<String>,
 }
 
 impl Walk<'_> {
@@ -175,7 +200,13 @@ impl Walk<'_> {
         let mut entries = 0;
         while let Some(h) = read_header(r, start)? {
             entries += 1;
+            if self.first.is_none() {
+                self.first = Some(h.name.clone());
+            }
             let kind = h.mode & 0o170000;
+            if kind == 0o040000 && (self.select)(&h.name) {
+                self.folders.push(h.name.clone());
+            }
             let linked = kind == 0o100000 && h.nlink > 1;
             let selected = kind != 0o040000 && (self.select)(&h.name);
             let wanted = linked && self.links.iter().any(|(k, _)| *k == h.link);
@@ -307,6 +338,63 @@ fn read_header<R: Read>(r: &mut Buffered<R>, start: u64) -> Result<Option<Header
     }))
 }
 
+/// An entry for [`write`] (paths relative, as [`path::relative`] gives them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The path inside the archive.
+    pub path: String,
+    /// Permission bits (the type comes from `folder`).
+    pub mode: u32,
+    /// A folder; otherwise a regular file.
+    pub folder: bool,
+    /// A file's bytes.
+    pub data: Vec<u8>,
+}
+
+/// A `newc` archive of `entries`, in order, then its trailer: owner root,
+/// time 0, one link each, inode numbers counted from 1, the padding the
+/// kernel expects (every header and every file's data start at a multiple
+/// of 4 from the archive's start).
+pub fn write(entries: &[Entry]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut put = |ino: usize, name: &str, mode: u32, nlink: u32, data: &[u8]| {
+        let fields = [
+            ino,
+            mode as usize,
+            0,
+            0,
+            nlink as usize,
+            0,
+            data.len(),
+            0,
+            0,
+            0,
+            0,
+            name.len() + 1,
+            0,
+        ];
+        out.extend_from_slice(b"070701");
+        for f in fields {
+            out.extend_from_slice(format!("{f:08x}").as_bytes());
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.push(0);
+        out.resize(out.len().next_multiple_of(4), 0);
+        out.extend_from_slice(data);
+        out.resize(out.len().next_multiple_of(4), 0);
+    };
+    for (i, e) in entries.iter().enumerate() {
+        let (kind, nlink) = if e.folder {
+            (0o040000, 2)
+        } else {
+            (0o100000, 1)
+        };
+        put(i + 1, &e.path, kind | (e.mode & 0o7777), nlink, &e.data);
+    }
+    put(0, "TRAILER!!!", 0, 1, b"");
+    out
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use std::io;
@@ -406,6 +494,65 @@ pub(crate) mod tests {
                 &b"MODULE"[..]
             )]
         );
+        Ok(())
+    }
+
+    /// An image with a segment appended after its main archive (what
+    /// initramfs_regen's `append` writes): three segments, the last one's
+    /// first entry and the files kept before it are known, and the
+    /// appended copy of a path comes last.
+    #[test]
+    fn a_stored_segment_appended_after_the_main_archive() -> Result<()> {
+        let ko = "usr/lib/modules/6.1.0-56-amd64/updates/aacraid.ko";
+        let old = cpio(&[(ko, b"OLD")]);
+        for main in [gzip(&old), zstd(&old)] {
+            let image = early_plus(main);
+            let base = image.len() as u64;
+            let appended = write(&[
+                Entry {
+                    path: ".marker".into(),
+                    mode: 0o644,
+                    folder: false,
+                    data: b"{}".to_vec(),
+                },
+                Entry {
+                    path: "usr/lib/modules/6.1.0-56-amd64/updates".into(),
+                    mode: 0o755,
+                    folder: true,
+                    data: Vec::new(),
+                },
+                Entry {
+                    path: ko.into(),
+                    mode: 0o644,
+                    folder: false,
+                    data: b"NEW".to_vec(),
+                },
+            ]);
+            for c in [Compression::Gzip, Compression::Zstd, Compression::None] {
+                let mut whole = image.clone();
+                if c == Compression::None {
+                    whole.resize(whole.len().next_multiple_of(4), 0);
+                }
+                whole.extend(c.store(&appended).expect("stored"));
+                let scan = scan(io::Cursor::new(whole), |p| {
+                    p.starts_with("usr/lib/modules/")
+                })?;
+                assert_eq!(scan.segments.len(), 3, "{c:?}");
+                let last = &scan.segments[2];
+                let padded = if c == Compression::None {
+                    base.next_multiple_of(4)
+                } else {
+                    base
+                };
+                assert_eq!(last.offset, padded);
+                assert_eq!(last.compression, c);
+                assert_eq!(last.first_entry.as_deref(), Some(".marker"));
+                assert_eq!(last.kept_before, (1, 0));
+                assert_eq!(scan.segments[0].first_entry.as_deref(), Some("usr"));
+                assert_eq!(paths(&scan), [(ko, &b"OLD"[..]), (ko, b"NEW")]);
+                assert_eq!(scan.folders, ["usr/lib/modules/6.1.0-56-amd64/updates"]);
+            }
+        }
         Ok(())
     }
 

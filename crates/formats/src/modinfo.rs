@@ -112,6 +112,21 @@ impl ModInfo {
         })
     }
 
+    /// The modules a module file needs loaded before it (`depends=`, names
+    /// separated by commas), from the file's bytes (compressed or not).
+    pub fn depends(bytes: Vec<u8>) -> Result<Vec<String>> {
+        let elf = compress::decode_all(bytes).context("cannot decompress the module")?;
+        let pairs = elf::modinfo_section(&elf)?;
+        Ok(pairs
+            .iter()
+            .filter(|(k, _)| k == "depends")
+            .flat_map(|(_, v)| v.split(','))
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(normalize)
+            .collect())
+    }
+
     /// The kernel release `vermagic` names (its first word).
     pub fn vermagic_release(&self) -> Option<&str> {
         self.vermagic

@@ -45,30 +45,15 @@ pub fn fake_module(modinfo: &[(&str, &str)]) -> Vec<u8> {
 /// Builds a `newc` archive of regular files (with one directory entry
 /// first), as dracut and initramfs-tools write them.
 pub fn cpio(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut entry = |name: &str, mode: u32, data: &[u8]| {
-        let header =
-            format!(
-            "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
-            1, mode, 0, 0, 1, 0, data.len(), 0, 0, 0, 0, name.len() + 1, 0
-        );
-        out.extend_from_slice(header.as_bytes());
-        out.extend_from_slice(name.as_bytes());
-        out.push(0);
-        while !out.len().is_multiple_of(4) {
-            out.push(0);
-        }
-        out.extend_from_slice(data);
-        while !out.len().is_multiple_of(4) {
-            out.push(0);
-        }
+    let entry = |path: &str, folder: bool, data: &[u8]| crate::cpio::Entry {
+        path: path.into(),
+        mode: if folder { 0o755 } else { 0o644 },
+        folder,
+        data: data.to_vec(),
     };
-    entry("usr", 0o40755, b"");
-    for (name, data) in files {
-        entry(name, 0o100644, data);
-    }
-    entry("TRAILER!!!", 0, b"");
-    out
+    let mut entries = vec![entry("usr", true, b"")];
+    entries.extend(files.iter().map(|(name, data)| entry(name, false, data)));
+    crate::cpio::write(&entries)
 }
 
 /// A regular file as a cpio walk returns it (mode 0644).

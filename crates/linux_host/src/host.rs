@@ -67,6 +67,57 @@ impl PrivateDir<'_> {
     }
 }
 
+impl PrivateDir<'_> {
+    /// Writes `data` as the new file `relative` in the folder, mode 0644,
+    /// making missing folders on the way (0755); never through a link, and
+    /// never over an existing entry. `relative` must be a plain relative
+    /// path ([`formats::path::relative`]): a tree staged for a tool.
+    pub fn put(&self, relative: &str, data: &[u8]) -> Result<()> {
+        let target = self.inside(relative)?;
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&target)
+            .and_then(|mut f| f.write_all(data))
+            .with_context(|| format!("cannot write {relative} in {}", self.path.display()))
+    }
+
+    /// Makes the symbolic link `relative` → `target` in the folder.
+    pub fn link(&self, relative: &str, target: &str) -> Result<()> {
+        let at = self.inside(relative)?;
+        std::os::unix::fs::symlink(target, &at)
+            .with_context(|| format!("cannot link {relative} in {}", self.path.display()))
+    }
+
+    /// The real path of `relative` in the folder, its parents made: each
+    /// must be a real folder, not a link.
+    fn inside(&self, relative: &str) -> Result<PathBuf> {
+        if relative.is_empty()
+            || formats::path::relative(relative).ok().as_deref() != Some(relative)
+        {
+            bail!("{relative:?} is not a plain relative path");
+        }
+        let mut at = self.host.real_path(&self.path);
+        let parts: Vec<&str> = relative.split('/').collect();
+        for part in &parts[..parts.len() - 1] {
+            at.push(part);
+            match fs::DirBuilder::new().mode(0o755).create(&at) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                    return Err(e).with_context(|| format!("cannot create {}", at.display()))
+                }
+                _ => {}
+            }
+            if !fs::symlink_metadata(&at)?.is_dir() {
+                bail!("{} is not a folder", at.display());
+            }
+        }
+        at.push(parts[parts.len() - 1]);
+        Ok(at)
+    }
+}
+
 impl Drop for PrivateDir<'_> {
     fn drop(&mut self) {
         let _ = self.host.remove_tree(&self.path);
@@ -888,6 +939,43 @@ mod tests {
             err.to_string().contains("not a folder only root can write"),
             "{err}"
         );
+        Ok(())
+    }
+
+    /// A tree staged with `put` stays inside the folder: parents are made,
+    /// nothing goes through a link or over an existing entry, and a name
+    /// that is not plain is refused.
+    #[test]
+    fn put_writes_inside_the_private_dir_only() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let host = Host::scripted(dir.path(), Script::new());
+        fs::create_dir_all(dir.path().join("var/tmp"))?;
+        fs::set_permissions(
+            dir.path().join("var/tmp"),
+            fs::Permissions::from_mode(0o755),
+        )?;
+        let made = host.private_dir(Path::new("/var/tmp"), "stage")?;
+        let real = host.real_path(&made.path);
+        made.put("lib/modules/k/updates/a.ko", b"A")?;
+        assert_eq!(fs::read(real.join("lib/modules/k/updates/a.ko"))?, b"A");
+        assert_eq!(
+            fs::metadata(real.join("lib/modules/k/updates/a.ko"))?.mode() & 0o777,
+            0o644
+        );
+        assert!(
+            made.put("lib/modules/k/updates/a.ko", b"B").is_err(),
+            "never over an entry"
+        );
+        fs::create_dir_all(dir.path().join("etc"))?;
+        std::os::unix::fs::symlink(dir.path().join("etc"), real.join("out"))?;
+        assert!(made.put("out/passwd", b"x").is_err(), "a link on the way");
+        assert!(made.put("out", b"x").is_err(), "a link as the file");
+        for bad in ["../x", "/x", "a/../b", "", "a//b"] {
+            assert!(made.put(bad, b"x").is_err(), "{bad:?}");
+        }
+        assert!(!dir.path().join("etc/passwd").exists() && !dir.path().join("x").exists());
+        made.link("usr/lib/modules", "../../lib/modules")?;
+        assert_eq!(fs::read(real.join("usr/lib/modules/k/updates/a.ko"))?, b"A");
         Ok(())
     }
 

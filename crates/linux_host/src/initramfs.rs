@@ -12,6 +12,19 @@ use crate::host::Host;
 use formats::cpio::{scan, Member, Scan};
 use formats::modinfo;
 
+/// The first entry of the segment `initramfs_regen` appends to an image
+/// (`method: append`), at the image's root: how that segment is recognised.
+pub const APPENDED_MARKER: &str = ".initramfs_regen-append";
+
+/// The offset of the segment `initramfs_regen` appended to the image `scan`
+/// walked: its last segment, when that starts with [`APPENDED_MARKER`].
+pub fn appended_segment(scan: &Scan) -> Option<u64> {
+    scan.segments
+        .last()
+        .filter(|s| s.first_entry.as_deref() == Some(APPENDED_MARKER))
+        .map(|s| s.offset)
+}
+
 /// The conventional image paths for `kver`, in the order they are tried:
 /// dracut on the RHEL family, then Debian/Ubuntu (both tools), then SUSE.
 pub fn image_candidates(kver: &str) -> [String; 3] {
@@ -78,6 +91,22 @@ pub fn module_files_in<R: Read + Send + 'static>(
         })
     };
     scan(input, select)
+}
+
+/// Every entry of the image read from `input` under kernel `kver`'s module
+/// folder (`lib/modules/<kver>/` or `usr/lib/modules/<kver>/`), folders
+/// included: the module tree the image's modprobe sees.
+pub fn module_tree_in<R: Read + Send + 'static>(input: R, kver: &str) -> Result<Scan> {
+    let prefixes = [
+        format!("lib/modules/{kver}"),
+        format!("usr/lib/modules/{kver}"),
+    ];
+    scan(input, |p| {
+        prefixes.iter().any(|pre| {
+            p.strip_prefix(pre.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+    })
 }
 
 /// A module file's path relative to its kernel's module folder

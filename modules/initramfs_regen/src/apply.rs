@@ -59,7 +59,32 @@ pub fn rebuild(host: &Host, plan: &Plan, k: &KernelPlan) -> Result<(Vec<Inside>,
         )
     })?;
     let bytes = Shared(Arc::new(bytes));
-    let inside = check_new_image(plan, k, &bytes)?;
+    let made = format!(
+        "the new image {} made for kernel {}",
+        plan.tool.program(),
+        k.kernel
+    );
+    let inside = check_new_image(plan, k, &bytes, &made)?;
+    let backup = swap_in(
+        host,
+        plan,
+        k,
+        bytes.as_ref(),
+        k.old_mode.unwrap_or(made_mode),
+    )?;
+    Ok((inside, backup))
+}
+
+/// Puts `bytes` in place of `k`'s image with permission bits `mode`, after
+/// linking the old image to `<image>.bak` when `backup` is set; returns the
+/// backup's path.
+pub fn swap_in(
+    host: &Host,
+    plan: &Plan,
+    k: &KernelPlan,
+    bytes: &[u8],
+    mode: u32,
+) -> Result<Option<PathBuf>> {
     let mut backup = None;
     if plan.backup && k.exists {
         let mut name = k.image.as_os_str().to_os_string();
@@ -71,8 +96,8 @@ pub fn rebuild(host: &Host, plan: &Plan, k: &KernelPlan) -> Result<(Vec<Inside>,
         host.hard_link(&k.image, &bak)?;
         backup = Some(bak);
     }
-    host.write_atomic_as_root(&k.image, bytes.as_ref(), k.old_mode.unwrap_or(made_mode))?;
-    Ok((inside, backup))
+    host.write_atomic_as_root(&k.image, bytes, mode)?;
+    Ok(backup)
 }
 
 /// Where initramfs-tools keeps the hooks `update-initramfs` runs after it
@@ -120,18 +145,17 @@ pub fn post_update_hooks(host: &Host, plan: &Plan, k: &KernelPlan) -> Result<()>
     Ok(())
 }
 
-/// The new image must hold every named module at the resolved path with
-/// the bytes on disk.
-fn check_new_image(plan: &Plan, k: &KernelPlan, bytes: &Shared) -> Result<Vec<Inside>> {
+/// The new image (`made` says which, in messages) must hold every named
+/// module at the resolved path with the bytes on disk.
+pub fn check_new_image(
+    plan: &Plan,
+    k: &KernelPlan,
+    bytes: &Shared,
+    made: &str,
+) -> Result<Vec<Inside>> {
     let reader = std::io::Cursor::new(bytes.clone());
-    let scan = module_files_in(reader, &k.kernel, &plan.modules).with_context(|| {
-        format!(
-            "the new image {} made for kernel {} is unreadable; {} is untouched",
-            plan.tool.program(),
-            k.kernel,
-            k.image.display()
-        )
-    })?;
+    let scan = module_files_in(reader, &k.kernel, &plan.modules)
+        .with_context(|| format!("{made} is unreadable; {} is untouched", k.image.display()))?;
     let inside: Vec<Inside> = plan
         .modules
         .iter()
@@ -145,9 +169,7 @@ fn check_new_image(plan: &Plan, k: &KernelPlan, bytes: &Shared) -> Result<Vec<In
                 None => format!("it holds no {} module", w.name),
             };
             bail!(
-                "the new image {} made for kernel {} lacks {} with the bytes on disk: {held}; {} is untouched",
-                plan.tool.program(),
-                k.kernel,
+                "{made} lacks {} with the bytes on disk: {held}; {} is untouched",
                 w.shown(),
                 k.image.display()
             );
@@ -156,10 +178,10 @@ fn check_new_image(plan: &Plan, k: &KernelPlan, bytes: &Shared) -> Result<Vec<In
     Ok(inside)
 }
 
-/// The new image, shared with the walk that checks it (which needs a reader
-/// of its own) without a copy.
+/// An image in memory, shared with the walk that reads it (which needs a
+/// reader of its own) without a copy.
 #[derive(Clone)]
-struct Shared(Arc<Vec<u8>>);
+pub struct Shared(pub Arc<Vec<u8>>);
 
 impl AsRef<[u8]> for Shared {
     fn as_ref(&self) -> &[u8] {

@@ -6,10 +6,13 @@
 //! stale image is regenerated in a private folder (dracut, or
 //! initramfs-tools' `mkinitramfs`, each bounded by the `timeout` option),
 //! the new image is read into memory and checked the same way, and exactly
-//! those bytes replace the old one ([`apply`]). What a killed run left
-//! ([`leftovers`]) is removed first. Options are documented in
-//! `initramfs_regen.yml`.
+//! those bytes replace the old one ([`apply`]). With `method: append` no
+//! tool runs: one segment with the new files and the image's own module
+//! indices is appended instead, checked and swapped in the same way
+//! ([`append`]). What a killed run left ([`leftovers`]) is removed first.
+//! Options are documented in `initramfs_regen.yml`.
 
+mod append;
 mod apply;
 mod leftovers;
 mod options;
@@ -23,7 +26,7 @@ use ansible_protocol::{Context, Module, Response};
 use anyhow::{Context as _, Result};
 use linux_host::Host;
 
-pub use options::{Options, Tool, ToolChoice};
+pub use options::{Method, Options, Tool, ToolChoice};
 pub use plan::Plan;
 use report::{report, KernelResult, Return};
 
@@ -51,10 +54,10 @@ impl Module for InitramfsRegen {
                 } else {
                     k.before.clone()
                 };
-                KernelResult::new(k, k.rebuild, after, None, None)
+                KernelResult::new(k, k.rebuild, after, None, None, None)
             })
             .collect();
-        report(plan, results, "would remove", "would rebuild")
+        report(plan, results, true)
     }
 
     fn apply(plan: Plan, _ctx: &Context, host: &Host) -> Result<Response<Return>> {
@@ -62,7 +65,14 @@ impl Module for InitramfsRegen {
         let mut results: Vec<KernelResult> = Vec::new();
         for k in &plan.kernels {
             if !k.rebuild {
-                results.push(KernelResult::new(k, false, k.before.clone(), None, None));
+                results.push(KernelResult::new(
+                    k,
+                    false,
+                    k.before.clone(),
+                    None,
+                    None,
+                    None,
+                ));
                 continue;
             }
             let started = Instant::now();
@@ -81,13 +91,23 @@ impl Module for InitramfsRegen {
                     )
                 }
             };
-            let (inside, backup) =
-                apply::rebuild(host, &plan, k).with_context(|| replaced(&results))?;
+            let (inside, backup, appended) = match plan.method {
+                Method::Rebuild => apply::rebuild(host, &plan, k).map(|(i, b)| (i, b, None)),
+                Method::Append => append::run(host, &plan, k).map(|(i, b, a)| (i, b, Some(a))),
+            }
+            .with_context(|| replaced(&results))?;
             let seconds = started.elapsed().as_secs_f64();
-            results.push(KernelResult::new(k, true, inside, backup, Some(seconds)));
+            results.push(KernelResult::new(
+                k,
+                true,
+                inside,
+                backup,
+                Some(seconds),
+                appended,
+            ));
             apply::post_update_hooks(host, &plan, k).with_context(|| replaced(&results))?;
         }
-        Ok(report(plan, results, "removed", "rebuilt"))
+        Ok(report(plan, results, false))
     }
 }
 

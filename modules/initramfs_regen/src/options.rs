@@ -22,6 +22,18 @@ pub enum ToolChoice {
     InitramfsTools,
 }
 
+/// How a stale image is brought up to date.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// The image tool makes the whole image again.
+    #[default]
+    Rebuild,
+    /// One segment holding the new module files and the image's own
+    /// module indices is appended to the image (see `append.rs`).
+    Append,
+}
+
 /// Task options.
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -35,6 +47,9 @@ pub struct Options {
     /// The tool.
     #[serde(default)]
     pub tool: ToolChoice,
+    /// Rebuild stale images, or append to them.
+    #[serde(default)]
+    pub method: Method,
     /// Rebuild even current images.
     #[serde(default)]
     pub force: bool,

@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
-use formats::cpio::Member;
+use formats::cpio::{Member, Scan};
+use formats::limits::MODULE_MAX;
 use formats::modinfo::{sha256_hex, validate_name, ModInfo, Resolution};
 use linux_host::initramfs::{self, member_for, module_files, relative_module_path};
 use linux_host::kmod::{Lookup, Resolved};
@@ -13,8 +14,9 @@ use linux_host::signing::{self, HostSigning};
 use linux_host::{kernel, DirLock, Host};
 use serde::Serialize;
 
+use crate::append;
 use crate::leftovers::{self, Leftover};
-use crate::options::{Options, Tool};
+use crate::options::{Method, Options, Tool};
 use crate::space::check_space;
 
 /// A named module's copy in an image (or the copy it must hold), as shown
@@ -84,12 +86,15 @@ pub struct KernelPlan {
     /// The copies the image must hold (modules built into the kernel need
     /// none).
     pub wanted: Vec<Inside>,
+    /// Where each of `wanted` is on the host: module name, file.
+    pub sources: Vec<(String, PathBuf)>,
     pub old_mode: Option<u32>,
 }
 
 /// Everything decided before the first change.
 pub struct Plan {
     pub(crate) tool: Tool,
+    pub(crate) method: Method,
     pub(crate) backup: bool,
     pub(crate) modules: Vec<String>,
     pub(crate) kernels: Vec<KernelPlan>,
@@ -163,6 +168,7 @@ pub fn plan(o: Options, host: &Host) -> Result<Plan> {
     check_space(host, &plans, o.backup, freed, &mut warnings)?;
     Ok(Plan {
         tool,
+        method: o.method,
         backup: o.backup,
         modules: o.modules,
         kernels: plans,
@@ -181,6 +187,10 @@ fn plan_kernel(
     warnings: &mut Vec<String>,
 ) -> Result<KernelPlan> {
     let mut wanted = Vec::new();
+    let mut sources = Vec::new();
+    // With `append`, the modules each new file needs (module, needed): the
+    // image must hold them, as nothing else is added.
+    let mut needs: Vec<(String, String)> = Vec::new();
     let mut resolutions = Vec::new();
     for name in &o.modules {
         let resolved = Resolved::read(host, k, name, Lookup::Auto)?;
@@ -196,11 +206,23 @@ fn plan_kernel(
             // Part of the kernel image itself: nothing to carry.
             _ => wanted.extend(Inside::wanted(k, name, &resolved)),
         }
+        if let Some(path) = resolved.path() {
+            sources.push((name.clone(), path.to_path_buf()));
+            if o.method == Method::Append {
+                let (bytes, _) = host.read_capped(path, MODULE_MAX)?;
+                let depends = ModInfo::depends(bytes)
+                    .with_context(|| format!("cannot read the .modinfo of {}", path.display()))?;
+                needs.extend(depends.into_iter().map(|d| (name.clone(), d)));
+            }
+        }
         resolutions.push(resolved);
     }
     let (image, exists) = initramfs::image_path(host, k);
+    let mut scanned: Option<Scan> = None;
     let (before, stale) = if exists {
-        let scan = module_files(host, &image, k, &o.modules)?;
+        let mut names = o.modules.clone();
+        names.extend(needs.iter().map(|(_, d)| d.clone()));
+        let scan = scanned.insert(module_files(host, &image, k, &names)?);
         let before: Vec<Inside> = o
             .modules
             .iter()
@@ -232,6 +254,9 @@ fn plan_kernel(
         None => (false, "current".into()),
     };
     if rebuild {
+        if o.method == Method::Append {
+            append::check(k, &image, scanned.as_ref(), &needs)?;
+        }
         check_signatures(host, k, &resolutions, signing, o.force, warnings)?;
         // A bootloader that reads the link's target would keep the old
         // image while the link became a regular file.
@@ -252,5 +277,6 @@ fn plan_kernel(
         reason,
         before,
         wanted,
+        sources,
     })
 }

@@ -8,13 +8,15 @@ use std::path::PathBuf;
 use ansible_protocol::{Diff, Response};
 use serde::Serialize;
 
-use crate::options::Tool;
+use crate::append::Appended;
+use crate::options::{Method, Tool};
 use crate::plan::{Inside, KernelPlan, Plan};
 
 /// The module's return values (documented in the sidecar's RETURN).
 #[derive(Debug, Serialize)]
 pub struct Return {
     pub tool: Tool,
+    pub method: Method,
     pub modules: Vec<String>,
     pub kernels: Vec<KernelResult>,
     /// Files and folders of killed runs removed (or that would be).
@@ -35,6 +37,8 @@ pub struct KernelResult {
     pub backup_file: Option<PathBuf>,
     /// How long the rebuild took.
     pub seconds: Option<f64>,
+    /// With `method: append`, the segment appended (null in check mode).
+    pub appended: Option<Appended>,
 }
 
 impl KernelResult {
@@ -45,6 +49,7 @@ impl KernelResult {
         modules: Vec<Inside>,
         backup_file: Option<PathBuf>,
         seconds: Option<f64>,
+        appended: Option<Appended>,
     ) -> KernelResult {
         KernelResult {
             kernel: k.kernel.clone(),
@@ -55,6 +60,7 @@ impl KernelResult {
             before: k.before.clone(),
             backup_file,
             seconds: seconds.map(|s| (s * 100.0).round() / 100.0),
+            appended,
         }
     }
 }
@@ -86,15 +92,16 @@ fn side(kernels: &[KernelResult], pick: fn(&KernelResult) -> &[Inside]) -> impl 
         .collect::<BTreeMap<_, _>>()
 }
 
-/// The response for `plan` with its kernels' results; `removed` and `verb`
-/// say what happened to the leftovers (`removed`, `would remove`) and the
-/// rebuilt images (`rebuilt`, `would rebuild`).
-pub fn report(
-    plan: Plan,
-    kernels: Vec<KernelResult>,
-    removed: &str,
-    verb: &str,
-) -> Response<Return> {
+/// The response for `plan` with its kernels' results, of a real run or of
+/// check mode (`check`).
+pub fn report(plan: Plan, kernels: Vec<KernelResult>, check: bool) -> Response<Return> {
+    let removed = if check { "would remove" } else { "removed" };
+    let done = match (plan.method, check) {
+        (Method::Rebuild, false) => format!("rebuilt with {}", plan.tool.program()),
+        (Method::Rebuild, true) => format!("would rebuild with {}", plan.tool.program()),
+        (Method::Append, false) => "updated by appending a segment".to_string(),
+        (Method::Append, true) => "would update by appending a segment".to_string(),
+    };
     let rebuilt: Vec<String> = kernels
         .iter()
         .filter(|k| k.rebuilt)
@@ -118,11 +125,7 @@ pub fn report(
     said.push(if rebuilt.is_empty() {
         "every image is current".into()
     } else {
-        format!(
-            "{verb} with {}: {}",
-            plan.tool.program(),
-            rebuilt.join(", ")
-        )
+        format!("{done}: {}", rebuilt.join(", "))
     });
     Response {
         changed: !rebuilt.is_empty() || !leftovers.is_empty(),
@@ -131,6 +134,7 @@ pub fn report(
         warnings: plan.warnings,
         values: Return {
             tool: plan.tool,
+            method: plan.method,
             modules: plan.modules,
             kernels,
             removed_leftovers: leftovers,

@@ -516,3 +516,88 @@ fn refuses_to_carry_a_module_a_kernel_enforcing_signatures_would_reject() -> Res
     assert!(plan.kernels.iter().all(|k| !k.rebuild));
     Ok(())
 }
+
+/// `method: append` refuses, at planning and naming why, an image it cannot
+/// update: none, one whose compression cannot hold a stored segment, one
+/// without a module tree, one that lacks a module the new file needs.
+#[test]
+fn append_refuses_what_it_cannot_update() -> Result<()> {
+    let tree = |files: &[(&str, &[u8])]| -> Vec<u8> {
+        let named: Vec<(String, &[u8])> = files
+            .iter()
+            .map(|(p, d)| (format!("usr/lib/modules/{K}/{p}"), *d))
+            .collect();
+        let refs: Vec<(&str, &[u8])> = named.iter().map(|(p, d)| (p.as_str(), *d)).collect();
+        cpio(&refs)
+    };
+    let old = module("old");
+    let dep = format!("{INTREE}:\n");
+    let with_dep = tree(&[(INTREE, &old), ("modules.dep", dep.as_bytes())]);
+    let old_image = image(OLD, INTREE, &old);
+    let append = || options(json!({"kernels": [K], "method": "append"}));
+    let refusal = |files: Vec<(String, Vec<u8>)>| -> String {
+        let (_dir, host) = host(&files, dracut());
+        match InitramfsRegen::plan(append(), &Context::default(), &host) {
+            Ok(_) => "planned".into(),
+            Err(e) => format!("{e:#}"),
+        }
+    };
+    type Files = Vec<(String, Vec<u8>)>;
+    let cases: Vec<(Files, &str)> = vec![
+        (
+            vec![(format!("/boot/initrd.img-{OLD}"), old_image.clone())],
+            "there is no image to append to",
+        ),
+        (
+            images(&formats::testing::lzma(&with_dep), &old_image),
+            "it is lzma-compressed, and an appended segment is stored as gzip, zstd or uncompressed only",
+        ),
+        (
+            images(&gzip(&tree(&[(INTREE, &old)])), &old_image),
+            "it holds no modules.dep for kernel 6.1.0-56-amd64",
+        ),
+    ];
+    for (files, why) in cases {
+        let said = refusal(files);
+        assert!(
+            said.starts_with(&format!(
+                "method append cannot update the image of kernel {K} (/boot/initrd.img-{K}): {why}"
+            )) && said.ends_with("; use method: rebuild"),
+            "{said}"
+        );
+    }
+    let needy = fake_module(&[
+        ("version", "new"),
+        ("name", "aacraid"),
+        ("depends", "scsi_transport_sas,raid_class"),
+    ]);
+    let mut files = images(&gzip(&with_dep), &old_image);
+    files.push((format!("/lib/modules/{K}/{UPDATES}"), needy));
+    let said = refusal(files.clone());
+    assert!(
+        said.contains("the new aacraid needs module scsi_transport_sas, which the image lacks"),
+        "{said}"
+    );
+    // With both modules it needs in the image, it is planned; check mode
+    // says how the image would be updated.
+    let raid_class = fake_module(&[("name", "raid_class")]);
+    let transport = fake_module(&[("name", "scsi_transport_sas")]);
+    let full = tree(&[
+        (INTREE, &old),
+        ("kernel/drivers/scsi/scsi_transport_sas.ko", &transport),
+        ("kernel/drivers/scsi/raid_class.ko", &raid_class),
+        ("modules.dep", dep.as_bytes()),
+    ]);
+    files[0].1 = gzip(&full);
+    let (_dir, host) = host(&files, dracut());
+    let plan = InitramfsRegen::plan(append(), &Context::default(), &host)?;
+    assert!(plan.kernels[0].rebuild);
+    let preview = InitramfsRegen::preview(plan, &Context::default());
+    assert_eq!(
+        preview.msg.as_deref(),
+        Some(format!("would update by appending a segment: /boot/initrd.img-{K}").as_str())
+    );
+    assert_eq!(preview.values.method, Method::Append);
+    assert!(preview.values.kernels[0].appended.is_none());
+    Ok(())
+}

@@ -68,6 +68,8 @@ impl Identity {
 pub struct Learnt {
     pub compression: Compression,
     pub early_cpio: bool,
+    /// The offset of the segment initramfs_regen appended, if any.
+    pub appended_segment: Option<u64>,
     pub module: Option<Member>,
 }
 

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use formats::compress::Compression;
 use formats::modinfo::{sha256_hex, ModInfo};
 use formats::modsig::Signature;
-use linux_host::initramfs::{image_path, member_for, module_files_in};
+use linux_host::initramfs::{appended_segment, image_path, member_for, module_files_in};
 use linux_host::kmod::{self, Lookup, ModuleFile, Resolved};
 use linux_host::signing::{self, Enforcement, HostSigning};
 use linux_host::Host;
@@ -194,6 +194,7 @@ fn image_facts(
         exists,
         compression: None,
         early_cpio: None,
+        appended_segment: None,
         contains_module: None,
         module: None,
         matches_resolved: None,
@@ -212,6 +213,7 @@ fn image_facts(
     };
     image.compression = Some(learnt.compression);
     image.early_cpio = Some(learnt.early_cpio);
+    image.appended_segment = learnt.appended_segment;
     image.contains_module = Some(learnt.module.is_some());
     image.from_cache = from_cache;
     image.matches_resolved = resolved.map(|r| {
@@ -260,6 +262,7 @@ fn learn(
     let learnt = Learnt {
         compression: scan.compression(),
         early_cpio: first_compressed.is_some_and(|at| at > 0),
+        appended_segment: appended_segment(&scan),
         module: member_for(&scan.files, release, name).map(|file| Member {
             path: file.path.clone(),
             size: file.data.len() as u64,

@@ -84,6 +84,7 @@ pub struct Image {
     pub exists: bool,
     pub compression: Option<compress::Compression>,
     pub early_cpio: Option<bool>,
+    pub appended_segment: Option<u64>,
     pub contains_module: Option<bool>,
     pub module: Option<ImageModule>,
     pub matches_resolved: Option<bool>,
