@@ -205,6 +205,117 @@ def test_the_kernel_boots_the_new_driver_from_the_new_image(rebuilt):
     assert boot(lab, old) == lab.intree_version(old), "the image that was not rebuilt still brings the in-tree driver"
 
 
+DECODE = {"gzip": "zcat", "zstd": "zstd -dc", "none": "cat"}
+
+
+def listed_by_tool(lab, image):
+    """The paths the variant's own lister shows (lsinitrd's lines end in the
+    path; its first line gives the image's size, left out)."""
+    if lab.variant == "dracut":
+        lines = lab.sh(f"lsinitrd {image}").splitlines()
+        return sorted(line.split()[-1] for line in lines if re.match(r"[-dlcbps][-rwxsStT]{9} ", line))
+    return sorted(lab.sh(f"lsinitramfs {image}").split())
+
+
+def segment_listing(lab, image, appended):
+    """What the real tools list of the appended segment: cut at its offset,
+    decoded by the tool of its compression, listed by cpio."""
+    decode = DECODE[appended["compression"]]
+    return lab.sh(f"tail -c +{appended['offset'] + 1} {image} | {decode} | cpio -t --quiet").split()
+
+
+def test_append_updates_an_image_in_place_and_the_kernel_boots_it(lab):
+    """method: append, on the image each variant's real tool made: no tool
+    runs, the image up to the segment is byte for byte the old one, the real
+    decoders and cpio read the segment as the result describes it, the
+    variant's lister still reads the image (and lists the main archive
+    only, as before), facts judge the image current, a rerun does nothing,
+    a forced rerun replaces the segment instead of stacking one, and the
+    kernel boots the new driver from it."""
+    new, old = lab.kernels
+    image = f"/boot/initrd.img-{new}"
+    assert lab.module("kmod_update", src=f"/root/{new}.tgz", kernels=[new])["changed"] is True
+    lab.sh(f"cp -p {image} /root/old.img")
+    pristine = images(lab)
+    listed_before = listed_by_tool(lab, image)
+
+    preview = regen(lab, kernels=[new], method="append", check_mode=True)
+    assert preview["changed"] is True and preview["msg"] == f"would update by appending a segment: {image}"
+    [k] = preview["kernels"]
+    assert k["rebuilt"] is True and k["appended"] is None
+    assert (k["modules"][0]["path"], k["modules"][0]["version"]) == ("updates/aacraid.ko", MODULE_VERSION)
+    assert images(lab) == pristine and calls(lab) == ""
+
+    done = regen(lab, kernels=[new], method="append")
+    assert done["changed"] is True and done["method"] == "append", done
+    assert done["msg"] == f"updated by appending a segment: {image}"
+    [k] = done["kernels"]
+    assert calls(lab) == "", "append ran an image tool"
+    on_disk = file_sha256(lab, f"/lib/modules/{new}/updates/aacraid.ko")
+    assert k["modules"][0]["sha256"] == on_disk
+    appended = k["appended"]
+    size = int(lab.sh("stat -c %s /root/old.img"))
+    assert size <= appended["offset"] < size + 4
+    assert lab.sh(f"cmp -n {size} /root/old.img {image} && echo same").strip() == "same"
+    assert int(lab.sh(f"stat -c %s {image}")) == appended["offset"] + appended["bytes"]
+    assert appended["compression"] == {"dracut": "gzip", "initramfs-tools": "zstd"}[lab.variant]
+    tree = f"usr/lib/modules/{new}"
+    assert appended["files"][0] == ".initramfs_regen-append"
+    assert f"{tree}/updates/aacraid.ko" in appended["files"]
+    assert {f"{tree}/modules.dep", f"{tree}/modules.dep.bin", f"{tree}/modules.alias.bin"} <= set(appended["files"])
+    assert segment_listing(lab, image, appended) == appended["files"]
+    decode = DECODE[appended["compression"]]
+    inside = lab.sh(f"tail -c +{appended['offset'] + 1} {image} | {decode} | "
+                    f"cpio -i --quiet --to-stdout {tree}/updates/aacraid.ko | sha256sum").split()[0]
+    assert inside == on_disk
+    dep = lab.sh(f"tail -c +{appended['offset'] + 1} {image} | {decode} | cpio -i --quiet --to-stdout {tree}/modules.dep")
+    assert re.search(r"^updates/aacraid\.ko:", dep, re.M), dep
+    assert listed_by_tool(lab, image) == listed_before, "the lister reads the main archive as before"
+    facts = lab.module("raid_driver_facts", kernels=[new], gather_subset=["modules", "initramfs"], image_cache="")
+    judged = facts["ansible_facts"]["raid_driver"]["kernels"][0]["initramfs"]
+    assert judged["matches_resolved"] is True and judged["module"]["sha256"] == on_disk, judged
+    assert judged["appended_segment"] == appended["offset"], judged
+
+    appended_image = file_sha256(lab, image)
+    again = regen(lab, kernels=[new], method="append")
+    assert again["changed"] is False and calls(lab) == ""
+    forced = regen(lab, kernels=[new], method="append", force=True)
+    assert forced["changed"] is True and forced["kernels"][0]["appended"]["offset"] == appended["offset"]
+    assert file_sha256(lab, image) == appended_image, "the forced append replaced its segment with the same one"
+
+    # Other bytes on disk (a section dropped; the same driver): the next
+    # append replaces the segment, which starts where the first one did.
+    lab.sh(f"objcopy --remove-section .comment /lib/modules/{new}/updates/aacraid.ko")
+    changed_on_disk = file_sha256(lab, f"/lib/modules/{new}/updates/aacraid.ko")
+    assert changed_on_disk != on_disk
+    replaced = regen(lab, kernels=[new], method="append")
+    [k] = replaced["kernels"]
+    assert replaced["changed"] is True and k["appended"]["offset"] == appended["offset"], replaced
+    assert k["modules"][0]["sha256"] == changed_on_disk
+    assert lab.sh(f"cmp -n {size} /root/old.img {image} && echo same").strip() == "same"
+    assert int(lab.sh(f"stat -c %s {image}")) == appended["offset"] + k["appended"]["bytes"]
+    assert segment_listing(lab, image, k["appended"]) == appended["files"]
+    inside = lab.sh(f"tail -c +{appended['offset'] + 1} {image} | {decode} | "
+                    f"cpio -i --quiet --to-stdout {tree}/updates/aacraid.ko | sha256sum").split()[0]
+    assert inside == changed_on_disk
+    assert lab.sh("ls -A /var/tmp | grep initramfs_regen || true") == ""
+    assert boot(lab, new) == MODULE_VERSION
+
+
+def test_append_refuses_an_image_it_cannot_update_and_changes_nothing(lab):
+    """An xz image: the task fails before any change, naming the compression."""
+    new, _ = lab.kernels
+    assert lab.module("kmod_update", src=f"/root/{new}.tgz", kernels=[new])["changed"] is True
+    lab.sh(f"mkdir -p /tmp/t/usr/lib/modules/{new} && touch /tmp/t/usr/lib/modules/{new}/modules.dep && "
+           f"cd /tmp/t && find . | cpio -o -H newc --quiet | xz --check=crc32 > /boot/initrd.img-{new}")
+    before = lab.tree_hash("/boot", "/var/tmp")
+    failed = regen(lab, kernels=[new], method="append")
+    assert failed["failed"] is True
+    assert "it is xz-compressed, and an appended segment is stored as gzip, zstd or uncompressed only" in failed["msg"]
+    assert failed["msg"].endswith("use method: rebuild"), failed["msg"]
+    assert lab.tree_hash("/boot", "/var/tmp") == before and calls(lab) == ""
+
+
 def test_faults_leave_every_image_intact(rebuilt):
     lab = rebuilt
     new, old = lab.kernels
