@@ -38,9 +38,13 @@ lint: build
 
 # Includes the bounded property tests of every parser of outside bytes
 # (crates/*/tests/fuzz.rs), each under its own address-space limit.
+# Run once more for formats alone: in the workspace run it gets the features of
+# the image readers (zlib-rs, libzstd), alone its default decoders (miniz_oxide,
+# ruzstd), which aacraid_build and kmod_update link.
 unit: setup
 	$(STARTED)
 	INSTA_UPDATE=no cargo test --locked --workspace
+	INSTA_UPDATE=no cargo test --locked -p formats
 	$(ENDED)
 
 # The long sweep of those property tests: FUZZ_SCALE times the cases of
@@ -139,7 +143,7 @@ test:
 # Every benchmark runs even when an earlier one misses its targets (exit 1);
 # `make bench` then fails. BENCH_ARGS goes to each, e.g. BENCH_ARGS="--rounds 5"
 # or BENCH_ARGS=--report-only. Not part of `make test`.
-BENCHMARKS := facts_vs_command facts_cache build_idempotence regen_vs_regenerate_all rollout_vs_notes task_cost
+BENCHMARKS := facts_vs_command facts_cache build_idempotence regen_vs_regenerate_all append_vs_rebuild rollout_vs_notes task_cost
 BENCH_ARGS ?=
 bench: build lab-image
 	tests/lab/build-image.sh --python all
