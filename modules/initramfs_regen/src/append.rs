@@ -18,21 +18,24 @@
 //! [`check`] refuses, at planning, what this cannot do.
 
 use std::collections::BTreeMap;
-use std::io::Cursor;
+use std::io::{self, Cursor, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::thread;
 use std::time::Duration;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{anyhow, bail, Context as _, Result};
 use formats::compress::Compression;
 use formats::cpio::{self, Entry, Scan};
 use formats::limits::{IMAGE_MAX, MODULE_MAX};
 use formats::modinfo::sha256_hex;
-use linux_host::initramfs::{appended_segment, member_for, module_tree_in, APPENDED_MARKER};
+use linux_host::initramfs::{
+    appended_segment, member_for, module_files_in, module_tree_in, APPENDED_MARKER,
+};
 use linux_host::{Cmd, Host};
 use serde::Serialize;
 
-use crate::apply::{check_new_image, swap_in, Shared};
+use crate::apply::{judge_new_image, swap_in, Shared};
 use crate::leftovers::{STAGE_PARENT, STAGE_PREFIX};
 use crate::plan::{Inside, KernelPlan, Plan};
 
@@ -53,12 +56,14 @@ pub struct Appended {
 /// Fails when `append` cannot update kernel `kver`'s image `image`, from
 /// what planning read of it (`scan`, `None` when there is no image): its
 /// compression must be one a segment can be stored in, it must hold a
-/// module tree (`modules.dep`) for the kernel, and every module a new file
-/// needs (`needs`: module, needed) must be in it already.
+/// module tree (`modules.dep`) for the kernel, every new file (`sources`:
+/// module, file) must be in the kernel's module folder, and every module a
+/// new file needs (`needs`: module, needed) must be in the image already.
 pub fn check(
     kver: &str,
     image: &Path,
     scan: Option<&Scan>,
+    sources: &[(String, PathBuf)],
     needs: &[(String, String)],
 ) -> Result<()> {
     let refuse = |why: String| -> Result<()> {
@@ -81,6 +86,18 @@ pub fn check(
         return refuse(format!(
             "it holds no modules.dep for kernel {kver}, so no module tree to update"
         ));
+    }
+    let folders = [
+        format!("/lib/modules/{kver}"),
+        format!("/usr/lib/modules/{kver}"),
+    ];
+    for (module, source) in sources {
+        if !folders.iter().any(|f| source.starts_with(f)) {
+            return refuse(format!(
+                "the kernel resolves {module} to {}, outside its module folder",
+                source.display()
+            ));
+        }
     }
     for (module, needed) in needs {
         if member_for(&scan.files, kver, needed).is_none() {
@@ -130,6 +147,22 @@ pub fn run(
     })?;
     let base = base_len(&scan, bytes.0.len() as u64);
     let compression = base_compression(&scan, base);
+    // An uncompressed archive must start at a multiple of 4 (the kernel
+    // skips the zeros before it); a compressed stream follows the image's
+    // last byte, as zstd (and so unmkinitramfs) reads no zeros between frames.
+    let offset = if compression == Compression::None {
+        base.next_multiple_of(4)
+    } else {
+        base
+    };
+    // The check walks the whole new image. All of it before the segment is
+    // the old image, so the walk starts now on a thread (the other core),
+    // while the tree is staged and depmod runs, and reads the rest, padding
+    // and segment, from a pipe once they are made.
+    let (rest, mut feed) = io::pipe()?;
+    let head = Cursor::new(bytes.clone()).take(base);
+    let (kver, names) = (k.kernel.clone(), plan.modules.clone());
+    let walk = thread::spawn(move || module_files_in(head.chain(rest), &kver, &names));
     let (files_before, folders_before) = match scan.segments.last() {
         Some(s) if s.offset == base => s.kept_before,
         _ => (scan.files.len(), scan.folders.len()),
@@ -204,14 +237,6 @@ pub fn run(
             data,
         });
     }
-    // An uncompressed archive must start at a multiple of 4 (the kernel
-    // skips the zeros before it); a compressed stream follows the image's
-    // last byte, as zstd (and so unmkinitramfs) reads no zeros between frames.
-    let offset = if compression == Compression::None {
-        base.next_multiple_of(4)
-    } else {
-        base
-    };
     let paths: Vec<String> = entries.iter().map(|e| e.path.clone()).collect();
     entries[0].data = serde_json::to_vec(&serde_json::json!({
         "written_by": "initramfs_regen",
@@ -228,12 +253,18 @@ pub fn run(
             untouched()
         );
     };
-    let mut image = bytes.0[..base as usize].to_vec();
-    image.resize(offset as usize, 0);
-    image.extend_from_slice(&segment);
-    let image = Shared(Arc::new(image));
+    let mut tail = vec![0; (offset - base) as usize];
+    tail.extend_from_slice(&segment);
+    // A walk that failed has closed the pipe; its error is the one reported.
+    let _ = feed.write_all(&tail);
+    drop(feed);
+    let walked = walk
+        .join()
+        .unwrap_or_else(|_| Err(anyhow!("the walk of the new image stopped")));
     let made = format!("the image of kernel {} with its appended segment", k.kernel);
-    let inside = check_new_image(plan, k, &image, &made)?;
+    let inside = judge_new_image(plan, k, walked, &made)?;
+    let mut image = bytes.0[..base as usize].to_vec();
+    image.extend_from_slice(&tail);
     let backup = swap_in(host, plan, k, image.as_ref(), k.old_mode.unwrap_or(mode))?;
     Ok((
         inside,

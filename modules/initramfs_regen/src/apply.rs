@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
+use formats::cpio::Scan;
 use formats::limits::IMAGE_MAX;
 use linux_host::initramfs::module_files_in;
 use linux_host::{Cmd, Host};
@@ -154,7 +155,22 @@ pub fn check_new_image(
     made: &str,
 ) -> Result<Vec<Inside>> {
     let reader = std::io::Cursor::new(bytes.clone());
-    let scan = module_files_in(reader, &k.kernel, &plan.modules)
+    judge_new_image(
+        plan,
+        k,
+        module_files_in(reader, &k.kernel, &plan.modules),
+        made,
+    )
+}
+
+/// [`check_new_image`]'s verdict on what the walk of the new image found.
+pub fn judge_new_image(
+    plan: &Plan,
+    k: &KernelPlan,
+    walked: Result<Scan>,
+    made: &str,
+) -> Result<Vec<Inside>> {
+    let scan = walked
         .with_context(|| format!("{made} is unreadable; {} is untouched", k.image.display()))?;
     let inside: Vec<Inside> = plan
         .modules

@@ -255,7 +255,7 @@ fn plan_kernel(
     };
     if rebuild {
         if o.method == Method::Append {
-            append::check(k, &image, scanned.as_ref(), &needs)?;
+            append::check(k, &image, scanned.as_ref(), &sources, &needs)?;
         }
         check_signatures(host, k, &resolutions, signing, o.force, warnings)?;
         // A bootloader that reads the link's target would keep the old

@@ -566,6 +566,26 @@ fn append_refuses_what_it_cannot_update() -> Result<()> {
             "{said}"
         );
     }
+    // A module the kernel resolves outside its module folder.
+    let mut files = images(&gzip(&with_dep), &old_image);
+    files.push(("/opt/aacraid.ko".into(), module("new")));
+    let script = Script::new()
+        .answer(
+            &["modinfo", "-k", K, "-n", "aacraid"],
+            0,
+            "/opt/aacraid.ko\n",
+            "",
+        )
+        .answer(&["dracut", "--version"], 0, "", "");
+    let (_dir, outside) = host(&files, script);
+    let said = match InitramfsRegen::plan(append(), &Context::default(), &outside) {
+        Ok(_) => "planned".into(),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        said.contains("the kernel resolves aacraid to /opt/aacraid.ko, outside its module folder"),
+        "{said}"
+    );
     let needy = fake_module(&[
         ("version", "new"),
         ("name", "aacraid"),
