@@ -11,7 +11,7 @@ ENDED = @echo "[$@ ended $$(date +%T)]"
 # VENDOR_VERSION and MODULE_VERSION of the fixture vendor driver.
 include tests/fixtures/version.env
 
-.PHONY: setup build lint unit fuzz lab-image vm-image system signature-boot vm-reboot crash-sample crash molecule molecule-default molecule-fleet lab lab-clean test bench clean
+.PHONY: setup build lint unit fuzz lab-image vm-image system signature-boot vm-reboot crash-sample crash molecule molecule-default molecule-fleet lab lab-clean test bench bench-fleet clean
 
 setup:
 	tests/setup.sh
@@ -126,7 +126,14 @@ molecule-default molecule-fleet: molecule-%: build lab-image $(VENDOR_PACKAGE)
 lab: build vm-image $(VENDOR_PACKAGE)
 	tests/lab/run-lab.sh
 
-lab-clean:
+lab-# The rollout on 20 servers and a build host (tests/bench/fleet_rollout.py): about an
+# hour a round on this machine, so not part of `make bench`.
+FLEET_BENCH_ARGS ?= --rounds 1 --report-only
+bench-fleet: build lab-image
+	tests/lab/build-image.sh --python all
+	$(VENV)/bin/python tests/bench/fleet_rollout.py $(FLEET_BENCH_ARGS)
+
+clean:
 	tests/lab/run-lab.sh --clean
 
 # Steps that mostly wait (the image builds on the package mirror, Molecule on its hosts)

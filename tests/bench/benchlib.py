@@ -11,16 +11,21 @@ prints the same table and verdicts and always exits 0.
 """
 
 import argparse
+import contextlib
 import json
+import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lablib import ANSIBLE, NEWEST, REPO, ansible_env, docker  # noqa: E402
+from lablib import (  # noqa: E402
+    ANSIBLE, MODULE_VERSION, NEWEST, REPO, VENDOR_VERSION, Lab, LoginKey, ansible_env, docker,
+)
 
 MIN_ROUNDS = 3
 
@@ -132,21 +137,95 @@ def finish(samples, targets, args):
     sys.exit(0)
 
 
-def timed_playbook(inventory_path, path, pipelining, extra_vars=None, ok_tasks=None):
+def timed_playbook(inventory_path, path, pipelining, extra_vars=None, ok_tasks=None, forks=None):
     """Wall seconds of one ansible-playbook run of the newest venv, with
     ANSIBLE_PIPELINING set to `pipelining` (never inherited). A failed run
     (non-zero exit, or fewer than `ok_tasks` ok tasks on a host) is an
     error, not a sample."""
+    return measured_playbook(inventory_path, path, pipelining, extra_vars, ok_tasks, forks)[0]
+
+
+def measured_playbook(inventory_path, path, pipelining, extra_vars=None, ok_tasks=None, forks=None):
+    """`timed_playbook`'s run; returns its wall seconds and the CPU seconds
+    (user and system) the controller spent in it: ansible-playbook, its
+    workers and their ssh processes."""
     env = dict(ansible_env(), ANSIBLE_PIPELINING="True" if pipelining else "False")
     extra = ["-e", json.dumps(extra_vars)] if extra_vars is not None else []
+    if forks is not None:
+        extra += ["--forks", str(forks)]
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     proc = subprocess.run(
         [str(ANSIBLE[NEWEST] / "ansible-playbook"), "-i", str(inventory_path), str(path), *extra],
         cwd=REPO, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL,
     )
     seconds = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - used.ru_utime) + (after.ru_stime - used.ru_stime)
     if proc.returncode != 0 or (ok_tasks is not None and f"ok={ok_tasks} " not in proc.stdout):
         sys.exit(f"{path} (pipelining {pipelining}) failed ({proc.returncode}):\n"
                  f"{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
-    return seconds
+    return seconds, cpu
+
+
+def fleet_shape(servers):
+    """(name, lab variant, group) of a fleet: a dracut build host and
+    `servers` RAID servers, dracut and initramfs-tools in turn, the last one
+    initramfs-tools and keeping only the newer kernel (see `fleet`)."""
+    variants = ["dracut" if i % 2 == 0 else "initramfs-tools" for i in range(servers - 1)] + ["initramfs-tools"]
+    return [("build", "dracut", "build_hosts")] + [
+        (f"s{i + 1}", variant, "raid_servers") for i, variant in enumerate(variants)]
+
+
+@contextlib.contextmanager
+def fleet(prefix, suffix, tmp, shape):
+    """Starts the fleet `shape` (removed on exit), reached over SSH with a
+    key made for it, dracut compressing as Debian configures it; the last
+    host keeps only the newer kernel. Yields (inventory path, containers)."""
+    folder = Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=tmp))
+    key = LoginKey(folder)
+    with contextlib.ExitStack() as stack:
+        hosts = []
+        groups = {"build_hosts": [], "raid_servers": []}
+        for name, variant, group in shape:
+            lab = stack.enter_context(Lab(variant, *key.docker_args(), image=f"aacraid-lab:{variant}{suffix}",
+                                          prefix=f"{prefix}-{name}"))
+            lab.debian_dracut()
+            hosts.append(lab)
+            groups[group].append(f"{lab.name} ansible_host={key.trust(lab)}")
+        old = hosts[-1].kernels[1]
+        hosts[-1].sh(f"rm -rf /lib/modules/{old} /boot/*-{old}")
+        inv = folder / "inventory.ini"
+        lines = []
+        for group, names in groups.items():
+            lines += [f"[{group}]", *names]
+        lines += ["[all:vars]", *key.inventory_vars()]
+        inv.write_text("\n".join(lines) + "\n")
+        yield inv, hosts
+
+
+def rollout_vars(notes, package, fetch_dir, kernels, method=None):
+    """The extra variables of one rollout run: of tests/bench/notes.yml when
+    `notes`, else of playbooks/aacraid.yml (with `method` for the servers'
+    images when given); `kernels` are the build host's."""
+    if notes:
+        return {"notes_package": package, "notes_version": VENDOR_VERSION, "notes_kernels": kernels,
+                "notes_fetch_dir": fetch_dir}
+    extra = {"aacraid_build_host_package": package, "aacraid_build_host_fetch_dir": fetch_dir,
+             "aacraid_server_driver_version": MODULE_VERSION}
+    if method is not None:
+        extra["aacraid_server_initramfs_method"] = method
+    return extra
+
+
+def received_bytes(hosts):
+    """What the hosts' eth0 received so far, in all (/proc/net/dev, read
+    through `docker exec`, which is not network traffic)."""
+    total = 0
+    for lab in hosts:
+        for line in lab.sh("cat /proc/net/dev").splitlines():
+            name, _, fields = line.partition(":")
+            if name.strip() == "eth0":
+                total += int(fields.split()[0])
+    return total
 

@@ -29,7 +29,6 @@ Usage (from the repository root, after `make build` and
     .venv/core-latest/bin/python tests/bench/rollout_vs_notes.py [--rounds N] [--report-only]
 """
 
-import contextlib
 import sys
 import tempfile
 from pathlib import Path
@@ -37,38 +36,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchlib import (  # noqa: E402
-    Samples, Target, alternated, drop_caches, finish, parse_args, print_table, ratio, require_image, timed_playbook,
+    Samples, Target, alternated, drop_caches, finish, fleet, fleet_shape, parse_args, print_table, ratio,
+    require_image, rollout_vars, timed_playbook,
 )
-from lablib import MODULE_VERSION, REPO, VENDOR_VERSION, Lab, LoginKey, make_vendor_package  # noqa: E402
+from lablib import REPO, make_vendor_package  # noqa: E402
 
-SHAPE = [("build", "dracut", "build_hosts"), ("s1", "dracut", "raid_servers"),
-         ("s2", "initramfs-tools", "raid_servers"), ("s3", "initramfs-tools", "raid_servers")]
-
-
-@contextlib.contextmanager
-def fleet(prefix, suffix, tmp):
-    """Starts the fleet (removed on exit), reached over SSH with a key made
-    for it; yields (inventory path, containers)."""
-    folder = Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=tmp))
-    key = LoginKey(folder)
-    with contextlib.ExitStack() as stack:
-        hosts = []
-        groups = {"build_hosts": [], "raid_servers": []}
-        for name, variant, group in SHAPE:
-            lab = stack.enter_context(Lab(variant, *key.docker_args(), image=f"aacraid-lab:{variant}{suffix}",
-                                          prefix=f"{prefix}-{name}"))
-            lab.debian_dracut()
-            hosts.append(lab)
-            groups[group].append(f"{lab.name} ansible_host={key.trust(lab)}")
-        old = hosts[-1].kernels[1]
-        hosts[-1].sh(f"rm -rf /lib/modules/{old} /boot/*-{old}")
-        inv = folder / "inventory.ini"
-        lines = []
-        for group, names in groups.items():
-            lines += [f"[{group}]", *names]
-        lines += ["[all:vars]", *key.inventory_vars()]
-        inv.write_text("\n".join(lines) + "\n")
-        yield inv, hosts
+SHAPE = fleet_shape(3)
 
 
 OURS = "playbooks/aacraid.yml (no Python on the hosts), pipelining on"
@@ -93,14 +66,9 @@ def main():
         for r in range(args.rounds):
             for label in alternated(variants, r):
                 short, suffix, path, pipelining = variants[label]
-                with fleet(f"bench-{short}", suffix, tmp) as (inv, hosts):
+                with fleet(f"bench-{short}", suffix, tmp, SHAPE) as (inv, hosts):
                     out = f"{tmp}/{short}-{r}"
-                    if label == OURS:
-                        extra_vars = {"aacraid_build_host_package": package, "aacraid_build_host_fetch_dir": out,
-                                      "aacraid_server_driver_version": MODULE_VERSION}
-                    else:
-                        extra_vars = {"notes_package": package, "notes_version": VENDOR_VERSION,
-                                      "notes_kernels": hosts[0].kernels, "notes_fetch_dir": out}
+                    extra_vars = rollout_vars(label != OURS, package, out, hosts[0].kernels)
                     drop_caches()
                     for run in RUNS:
                         samples.add((label, run), timed_playbook(inv, path, pipelining, extra_vars))
