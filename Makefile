@@ -126,14 +126,7 @@ molecule-default molecule-fleet: molecule-%: build lab-image $(VENDOR_PACKAGE)
 lab: build vm-image $(VENDOR_PACKAGE)
 	tests/lab/run-lab.sh
 
-lab-# The rollout on 20 servers and a build host (tests/bench/fleet_rollout.py): about an
-# hour a round on this machine, so not part of `make bench`.
-FLEET_BENCH_ARGS ?= --rounds 1 --report-only
-bench-fleet: build lab-image
-	tests/lab/build-image.sh --python all
-	$(VENV)/bin/python tests/bench/fleet_rollout.py $(FLEET_BENCH_ARGS)
-
-clean:
+lab-clean:
 	tests/lab/run-lab.sh --clean
 
 # Steps that mostly wait (the image builds on the package mirror, Molecule on its hosts)
@@ -159,6 +152,13 @@ bench: build lab-image
 		$(VENV)/bin/python tests/bench/$$b.py $(BENCH_ARGS) || failed="$$failed $$b"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "benchmarks that failed or missed a target:$$failed" >&2; exit 1; fi
+
+# The rollout on 20 servers and a build host (tests/bench/fleet_rollout.py): about an
+# hour a round on this machine, so not part of `make bench`.
+FLEET_BENCH_ARGS ?= --rounds 1 --report-only
+bench-fleet: build lab-image
+	tests/lab/build-image.sh --python all
+	$(VENV)/bin/python tests/bench/fleet_rollout.py $(FLEET_BENCH_ARGS)
 
 clean:
 	rm -rf library target
