@@ -178,10 +178,12 @@ def fleet_shape(servers):
 
 
 @contextlib.contextmanager
-def fleet(prefix, suffix, tmp, shape):
+def fleet(prefix, suffix, tmp, shape, debian_dracut=True):
     """Starts the fleet `shape` (removed on exit), reached over SSH with a
-    key made for it, dracut compressing as Debian configures it; the last
-    host keeps only the newer kernel. Yields (inventory path, containers)."""
+    key made for it, dracut compressing as Debian configures it (unless
+    `debian_dracut` is false: the lab's gzip -1, tests/lab/README.md); the
+    last host keeps only the newer kernel. Yields (inventory path,
+    containers)."""
     folder = Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=tmp))
     key = LoginKey(folder)
     with contextlib.ExitStack() as stack:
@@ -190,7 +192,8 @@ def fleet(prefix, suffix, tmp, shape):
         for name, variant, group in shape:
             lab = stack.enter_context(Lab(variant, *key.docker_args(), image=f"aacraid-lab:{variant}{suffix}",
                                           prefix=f"{prefix}-{name}"))
-            lab.debian_dracut()
+            if debian_dracut:
+                lab.debian_dracut()
             hosts.append(lab)
             groups[group].append(f"{lab.name} ansible_host={key.trust(lab)}")
         old = hosts[-1].kernels[1]

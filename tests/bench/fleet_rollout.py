@@ -5,7 +5,8 @@ time, the controller's CPU seconds and the bytes the hosts received.
 
 The fleet (benchlib.fleet_shape): a dracut build host, then servers dracut
 and initramfs-tools in turn, the last one with only the newer kernel; dracut
-compresses as Debian configures it. Our playbook runs on the lab images (no
+compresses as Debian configures it (--lab-dracut keeps the lab's faster gzip -1 on
+every host). Our playbook runs on the lab images (no
 Python) twice, once per `aacraid_server_initramfs_method` (rebuild: dracut or
 mkinitramfs per stale image, as the notes; append: one segment appended to
 each image, no tool run); the notes run on the -python images with
@@ -20,14 +21,16 @@ runs at once after it.
 Targets (issue 14), medians of the same run: our second run at most 1/10 of
 the notes' second run (both methods); our first run with `append` at most
 1/2 of the notes' first run. Then a projection to 1,000 servers at the same
-forks: minutes, controller CPU and bytes of the whole run scaled by 1,000 /
---servers (the build host's share scaled too, so an upper bound).
+forks: controller CPU and bytes scaled by 1,000 / --servers, minutes by the
+number of batches of --forks servers (the build host's share scaled too, so
+an upper bound).
 
 Usage (from the repository root, after `make build` and
 `tests/lab/build-image.sh --python all`):
     .venv/core-latest/bin/python tests/bench/fleet_rollout.py [--servers N] [--forks N] [--rounds N] [--report-only]
 """
 
+import math
 import sys
 import tempfile
 from pathlib import Path
@@ -50,6 +53,9 @@ PROJECTED = 1000
 def options(parser):
     parser.add_argument("--servers", type=int, default=20, help="RAID servers in the fleet (default 20)")
     parser.add_argument("--forks", type=int, default=20, help="ansible-playbook --forks (default 20)")
+    parser.add_argument("--lab-dracut", action="store_true",
+                        help="keep the lab's dracut setting (gzip -1, about 5 times faster than Debian's), on both "
+                             "sides alike")
     parser.add_argument("--skip-rebuild", action="store_true",
                         help="leave out our playbook with method rebuild (its targets then are not judged)")
 
@@ -73,7 +79,7 @@ def main():
         for r in range(args.rounds):
             for label in alternated(variants, r):
                 short, suffix, path, method = variants[label]
-                with fleet(f"fleet-{short}", suffix, tmp, shape) as (inv, hosts):
+                with fleet(f"fleet-{short}", suffix, tmp, shape, not args.lab_dracut) as (inv, hosts):
                     out = f"{tmp}/{short}-{r}"
                     extra_vars = rollout_vars(method is None, package, out, hosts[0].kernels, method)
                     for run in RUNS:
@@ -92,12 +98,15 @@ def main():
     print_table(f"{title}: bytes the hosts received", sent, ("playbook", "run"), lambda row: row, unit="bytes",
                 digits=0)
 
+    # Bytes and CPU grow with the servers; time with the batches of --forks servers each.
     scale = PROJECTED / args.servers
-    print(f"\nProjection to {PROJECTED:,} servers at forks {args.forks} (this run's medians times {scale:g}):\n")
+    batches = math.ceil(PROJECTED / args.forks) / math.ceil(args.servers / args.forks)
+    print(f"\nProjection to {PROJECTED:,} servers at forks {args.forks}: this run's medians, minutes times "
+          f"{batches:g} (batches), CPU and bytes times {scale:g} (servers):\n")
     print("| playbook | run | minutes | controller CPU minutes | GB sent |")
     print("|---|---|---:|---:|---:|")
     for row in wall.rows:
-        print(f"| {row[0]} | {row[1]} | {wall.median(row) * scale / 60:,.1f} | "
+        print(f"| {row[0]} | {row[1]} | {wall.median(row) * batches / 60:,.1f} | "
               f"{cpu.median(row) * scale / 60:,.1f} | {sent.median(row) * scale / 1e9:,.2f} |")
 
     targets = [Target(f"second run, {label.split(', ')[1]} / notes", ratio((label, RUNS[1]), (NOTES, RUNS[1])),
