@@ -885,15 +885,19 @@ mod tests {
         Ok(())
     }
 
-    #[test]
-    fn private_dir_is_new_closed_and_removed() -> Result<()> {
+    /// A test host rooted in a new temporary folder holding `folder`, a
+    /// real folder with mode 0755.
+    fn host_with_folder(folder: &str) -> Result<(tempfile::TempDir, Host)> {
         let dir = tempfile::tempdir()?;
         let host = Host::scripted(dir.path(), Script::new());
-        fs::create_dir_all(dir.path().join("usr/src"))?;
-        fs::set_permissions(
-            dir.path().join("usr/src"),
-            fs::Permissions::from_mode(0o755),
-        )?;
+        fs::create_dir_all(dir.path().join(folder))?;
+        fs::set_permissions(dir.path().join(folder), fs::Permissions::from_mode(0o755))?;
+        Ok((dir, host))
+    }
+
+    #[test]
+    fn private_dir_is_new_closed_and_removed() -> Result<()> {
+        let (dir, host) = host_with_folder("usr/src")?;
         let taken = dir
             .path()
             .join(format!("usr/src/.stage-{}-0", std::process::id()));
@@ -947,13 +951,7 @@ mod tests {
     /// that is not plain is refused.
     #[test]
     fn put_writes_inside_the_private_dir_only() -> Result<()> {
-        let dir = tempfile::tempdir()?;
-        let host = Host::scripted(dir.path(), Script::new());
-        fs::create_dir_all(dir.path().join("var/tmp"))?;
-        fs::set_permissions(
-            dir.path().join("var/tmp"),
-            fs::Permissions::from_mode(0o755),
-        )?;
+        let (dir, host) = host_with_folder("var/tmp")?;
         let made = host.private_dir(Path::new("/var/tmp"), "stage")?;
         let real = host.real_path(&made.path);
         made.put("lib/modules/k/updates/a.ko", b"A")?;
@@ -981,13 +979,7 @@ mod tests {
 
     #[test]
     fn a_persisted_private_dir_stays_and_remove_tree_skips_links() -> Result<()> {
-        let dir = tempfile::tempdir()?;
-        let host = Host::scripted(dir.path(), Script::new());
-        fs::create_dir_all(dir.path().join("usr/src"))?;
-        fs::set_permissions(
-            dir.path().join("usr/src"),
-            fs::Permissions::from_mode(0o755),
-        )?;
+        let (dir, host) = host_with_folder("usr/src")?;
         let made = host.private_dir(Path::new("/usr/src"), "stage")?;
         let staged = made.path.clone();
         host.write_atomic(&made.path.join("f"), b"x", 0o644)?;

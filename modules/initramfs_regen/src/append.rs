@@ -22,7 +22,6 @@ use std::io::{self, Cursor, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use formats::compress::Compression;
@@ -35,7 +34,7 @@ use linux_host::initramfs::{
 use linux_host::{Cmd, Host};
 use serde::Serialize;
 
-use crate::apply::{judge_new_image, swap_in, Shared};
+use crate::apply::{judge_new_image, run_step, swap_in, Shared};
 use crate::leftovers::{STAGE_PARENT, STAGE_PREFIX};
 use crate::plan::{Inside, KernelPlan, Plan};
 
@@ -299,25 +298,14 @@ fn regenerate_indices(
     // depmod -b looks in <base>/lib/modules or, where kmod was built so,
     // <base>/usr/lib/modules.
     stage.link("usr/lib/modules", "../../lib/modules")?;
-    let mut cmd = Cmd::new("depmod").arg("-b").arg(&stage.path).arg(&k.kernel);
-    if plan.timeout != 0 {
-        cmd = cmd.timeout(Duration::from_secs(plan.timeout));
-    }
-    let failed = |why: String| {
+    let cmd = Cmd::new("depmod").arg("-b").arg(&stage.path).arg(&k.kernel);
+    run_step(host, plan, cmd, |why| {
         format!(
             "depmod {why} over the module tree of the image of kernel {}; {} is untouched",
             k.kernel,
             k.image.display()
         )
-    };
-    let out = host
-        .run(&cmd)
-        .with_context(|| failed("did not finish".into()))?;
-    if !out.success() {
-        let error = out.failure(&cmd);
-        let why = format!("failed (rc {}): {}", error.rc, error.tail(20));
-        return Err(anyhow::Error::new(error).context(failed(why)));
-    }
+    })?;
     let mut changed = Vec::new();
     let folder = stage.path.join(&modules);
     for entry in host.read_dir(&folder)? {

@@ -9,7 +9,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 use formats::cpio::Scan;
@@ -18,7 +17,7 @@ use linux_host::initramfs::module_files_in;
 use linux_host::{Cmd, Host};
 
 use crate::leftovers::{STAGE_PARENT, STAGE_PREFIX};
-use crate::options::Tool;
+use crate::options::{bounded, Tool};
 use crate::plan::{Inside, KernelPlan, Plan};
 
 /// Regenerates `k`'s image, checks it, swaps it in; returns what the new
@@ -114,14 +113,11 @@ pub fn post_update_hooks(host: &Host, plan: &Plan, k: &KernelPlan) -> Result<()>
     if plan.tool != Tool::InitramfsTools || !host.is_dir(hooks) {
         return Ok(());
     }
-    let mut cmd = Cmd::new("run-parts")
+    let cmd = Cmd::new("run-parts")
         .arg(format!("--arg={}", k.kernel))
         .arg(format!("--arg={}", k.image.display()))
         .arg(hooks);
-    if plan.timeout != 0 {
-        cmd = cmd.timeout(Duration::from_secs(plan.timeout));
-    }
-    let failed = |why: String| {
+    run_step(host, plan, cmd, |why| {
         format!(
             "the new image {} of kernel {} is in place and was checked, but the hooks in {POST_UPDATE_HOOKS} \
              {why}; run them again (`run-parts --arg={} --arg={} {POST_UPDATE_HOOKS}`) or set force: true",
@@ -130,14 +126,27 @@ pub fn post_update_hooks(host: &Host, plan: &Plan, k: &KernelPlan) -> Result<()>
             k.kernel,
             k.image.display()
         )
-    };
+    })
+}
+
+/// Runs `cmd` under the `timeout` option. When it does not finish or fails,
+/// the error's message is `failed(why)`, `why` saying which (with the exit
+/// code and the last lines of the output), and the error carries the
+/// command's failure (`cmd`, `rc`, `stdout`, `stderr` in the result).
+pub fn run_step(
+    host: &Host,
+    plan: &Plan,
+    cmd: Cmd,
+    failed: impl Fn(String) -> String,
+) -> Result<()> {
+    let cmd = bounded(cmd, plan.timeout);
     let out = host
         .run(&cmd)
         .with_context(|| failed("did not finish".to_string()))?;
     if !out.success() {
         let error = out.failure(&cmd);
         let why = format!(
-            "failed (rc {}); last lines of their output:\n{}",
+            "failed (rc {}); last lines of its output:\n{}",
             error.rc,
             error.tail(20)
         );

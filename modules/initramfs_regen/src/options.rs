@@ -9,6 +9,17 @@ use linux_host::kernel::KernelSpec;
 use linux_host::{Cmd, Host};
 use serde::{Deserialize, Serialize};
 
+/// `cmd`, killed with everything it started after `timeout` seconds unless
+/// that is 0 (the `timeout` option, which bounds every command the module
+/// runs per image).
+pub fn bounded(cmd: Cmd, timeout: u64) -> Cmd {
+    if timeout == 0 {
+        cmd
+    } else {
+        cmd.timeout(Duration::from_secs(timeout))
+    }
+}
+
 /// Which tool makes images.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -109,11 +120,7 @@ impl Tool {
                 .arg(kver)
                 .env("TMPDIR", work),
         };
-        if timeout == 0 {
-            cmd
-        } else {
-            cmd.timeout(Duration::from_secs(timeout))
-        }
+        bounded(cmd, timeout)
     }
 
     /// The tool `choice` means on `host`; fails when it is not installed.
