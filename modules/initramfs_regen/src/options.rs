@@ -52,9 +52,15 @@ pub struct Options {
     /// Kernel releases, `running`, or `all`.
     #[serde(default = "default_kernels")]
     pub kernels: Vec<KernelSpec>,
-    /// Modules each image must carry as the kernel resolves them.
-    #[serde(default = "default_modules")]
-    pub modules: Vec<String>,
+    /// Modules each image must carry as the kernel resolves them: `modules`
+    /// when given, else `[name]` (the option the other modules share, so
+    /// that `module_defaults` for the collection's group reaches this one
+    /// too), else `[aacraid]`.
+    #[serde(default)]
+    pub modules: Option<Vec<String>>,
+    /// One module, when `modules` is not given.
+    #[serde(default)]
+    pub name: Option<String>,
     /// The tool.
     #[serde(default)]
     pub tool: ToolChoice,
@@ -80,8 +86,16 @@ fn default_kernels() -> Vec<KernelSpec> {
     vec![KernelSpec::All]
 }
 
-fn default_modules() -> Vec<String> {
-    vec!["aacraid".into()]
+impl Options {
+    /// The module names each image must carry (see `modules`).
+    pub fn wanted(&self) -> Result<Vec<String>> {
+        match (&self.modules, &self.name) {
+            (Some(list), _) if list.is_empty() => bail!("modules must name at least one module"),
+            (Some(list), _) => Ok(list.clone()),
+            (None, Some(name)) => Ok(vec![name.clone()]),
+            (None, None) => Ok(vec!["aacraid".into()]),
+        }
+    }
 }
 
 /// The tool chosen for this host.

@@ -140,10 +140,8 @@ fn check_signatures(
 
 /// Reads each kernel's resolution and image; decides what to rebuild.
 pub fn plan(o: Options, host: &Host) -> Result<Plan> {
-    if o.modules.is_empty() {
-        bail!("modules must name at least one module");
-    }
-    for m in &o.modules {
+    let modules = o.wanted()?;
+    for m in &modules {
         validate_name(m)?;
     }
     let installed = kernel::installed(host)?;
@@ -162,7 +160,7 @@ pub fn plan(o: Options, host: &Host) -> Result<Plan> {
     let mut warnings = Vec::new();
     let mut plans = Vec::new();
     for k in &kernels {
-        plans.push(plan_kernel(host, k, &o, &signing, &mut warnings)?);
+        plans.push(plan_kernel(host, k, &o, &modules, &signing, &mut warnings)?);
     }
     let freed = leftovers.iter().map(|l| l.frees).sum();
     check_space(host, &plans, o.backup, freed, &mut warnings)?;
@@ -170,7 +168,7 @@ pub fn plan(o: Options, host: &Host) -> Result<Plan> {
         tool,
         method: o.method,
         backup: o.backup,
-        modules: o.modules,
+        modules,
         kernels: plans,
         leftovers,
         timeout: o.timeout,
@@ -183,6 +181,7 @@ fn plan_kernel(
     host: &Host,
     k: &str,
     o: &Options,
+    modules: &[String],
     signing: &HostSigning,
     warnings: &mut Vec<String>,
 ) -> Result<KernelPlan> {
@@ -192,7 +191,7 @@ fn plan_kernel(
     // image must hold them, as nothing else is added.
     let mut needs: Vec<(String, String)> = Vec::new();
     let mut resolutions = Vec::new();
-    for name in &o.modules {
+    for name in modules {
         let resolved = Resolved::read(host, k, name, Lookup::Auto)?;
         match (&resolved.resolution, &resolved.file) {
             (Resolution::File(path), Some(file)) if file.sha256.is_none() => bail!(
@@ -220,11 +219,10 @@ fn plan_kernel(
     let (image, exists) = initramfs::image_path(host, k);
     let mut scanned: Option<Scan> = None;
     let (before, stale) = if exists {
-        let mut names = o.modules.clone();
+        let mut names = modules.to_vec();
         names.extend(needs.iter().map(|(_, d)| d.clone()));
         let scan = scanned.insert(module_files(host, &image, k, &names)?);
-        let before: Vec<Inside> = o
-            .modules
+        let before: Vec<Inside> = modules
             .iter()
             .map(|name| Inside::of(&scan.files, k, name))
             .collect();

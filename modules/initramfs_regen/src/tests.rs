@@ -195,11 +195,6 @@ fn refusals_before_anything() {
             json!({"kernels": [K]}),
             "not enough room in /boot: 0.0 MiB free, rebuilding 1 image(s) needs about",
         ),
-        (
-            &plain,
-            json!({"modules": []}),
-            "modules must name at least one module",
-        ),
     ];
     for (host, opts, expected) in cases {
         let err = InitramfsRegen::plan(options(opts.clone()), &Context::default(), host)
@@ -620,4 +615,15 @@ fn append_refuses_what_it_cannot_update() -> Result<()> {
     assert_eq!(preview.values.method, Method::Append);
     assert!(preview.values.kernels[0].appended.is_none());
     Ok(())
+}
+
+#[test]
+fn name_stands_for_modules_only_when_modules_is_not_given() {
+    let wanted = |v: serde_json::Value| options::<Options>(v).wanted().unwrap();
+    assert_eq!(wanted(json!({})), ["aacraid"]);
+    assert_eq!(wanted(json!({"name": "smartpqi"})), ["smartpqi"]);
+    assert_eq!(
+        wanted(json!({"name": "smartpqi", "modules": ["mpt3sas", "raid_class"]})),
+        ["mpt3sas", "raid_class"]
+    );
 }

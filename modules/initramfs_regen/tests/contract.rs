@@ -8,6 +8,8 @@ ansible_protocol::contract_tests!(
     ["modinfo", "depmod", "dracut", "mkinitramfs", "df"],
     refused: [
         (r#"{"modules": ["aacraid; reboot"]}"#, "invalid module name"),
+        (r#"{"name": "aacraid/../x"}"#, "invalid module name"),
+        (r#"{"modules": []}"#, "modules must name at least one module"),
         (r#"{"kernels": ["../x"]}"#, "option 'kernels': invalid kernel release \"../x\""),
         (r#"{"kernels": "6.1.0-56-amd64; reboot"}"#, "invalid kernel release"),
     ]
