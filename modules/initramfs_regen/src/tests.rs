@@ -619,7 +619,7 @@ fn append_refuses_what_it_cannot_update() -> Result<()> {
 
 #[test]
 fn name_stands_for_modules_only_when_modules_is_not_given() {
-    let wanted = |v: serde_json::Value| options::<Options>(v).wanted().unwrap();
+    let wanted = |v: serde_json::Value| options::<Options>(v).wanted().expect("a module list");
     assert_eq!(wanted(json!({})), ["aacraid"]);
     assert_eq!(wanted(json!({"name": "smartpqi"})), ["smartpqi"]);
     assert_eq!(
