@@ -11,7 +11,7 @@ ENDED = @echo "[$@ ended $$(date +%T)]"
 # VENDOR_VERSION and MODULE_VERSION of the fixture vendor driver.
 include tests/fixtures/version.env
 
-.PHONY: setup build lint unit fuzz lab-image vm-image system signature-boot vm-reboot crash-sample crash molecule molecule-default molecule-fleet lab lab-clean test bench bench-fleet clean
+.PHONY: setup build collection collection-test lint unit fuzz lab-image vm-image system signature-boot vm-reboot crash-sample crash molecule molecule-default molecule-fleet lab lab-clean test bench bench-fleet clean
 
 setup:
 	tests/setup.sh
@@ -28,12 +28,26 @@ build: setup
 	install -m 0755 $(addprefix $(RELEASE_DIR)/,$(MODULES)) library/
 	install -m 0644 $(foreach m,$(MODULES),modules/$(m)/$(m).yml) library/
 
+# The collection raidfleet.driver_rollout (collection/, tools/build-collection.sh): the
+# tarball, binaries included, in dist/; its staged tree in target/collection.
+collection: build
+	ANSIBLE_GALAXY=$(VENV)/bin/ansible-galaxy tools/build-collection.sh --tarball dist target/collection
+
+# The collection as a user gets it (tests/collection): installed from its tarball on
+# controllers holding only ansible-core 2.16 and the newest, used from a folder outside the
+# repository (ansible-doc, ad hoc, the rollout over SSH against lab containers); ansible-test
+# sanity; the changelog; the execution environment's build context.
+collection-test: build lab-image
+	$(STARTED)
+	$(VENV)/bin/pytest -v -n 2 -p no:randomly tests/collection
+	$(ENDED)
+
 # ansible-lint resolves our modules through ansible.cfg's library: build first.
 lint: build
 	$(STARTED)
 	cargo fmt --all -- --check
 	cargo clippy --locked --workspace --all-targets -- -D warnings
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ansible-lint --profile production playbooks/ roles/ molecule/
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ansible-lint --profile production playbooks/ roles/ molecule/ collection/ ee/ execution-environment.yml
 	$(ENDED)
 
 # Includes the bounded property tests of every parser of outside bytes
@@ -138,7 +152,7 @@ PARALLEL := $(MAKE) --no-print-directory --output-sync=target -j2
 test:
 	$(PARALLEL) lab-image lint unit
 	$(PARALLEL) system vm-image
-	$(PARALLEL) crash-sample vm-reboot molecule-default molecule-fleet signature-boot
+	$(PARALLEL) crash-sample vm-reboot collection-test molecule-default molecule-fleet signature-boot
 
 # Every benchmark runs even when an earlier one misses its targets (exit 1);
 # `make bench` then fails. BENCH_ARGS goes to each, e.g. BENCH_ARGS="--rounds 5"
@@ -161,4 +175,4 @@ bench-fleet: build lab-image
 	$(VENV)/bin/python tests/bench/fleet_rollout.py $(FLEET_BENCH_ARGS)
 
 clean:
-	rm -rf library target
+	rm -rf library target dist
