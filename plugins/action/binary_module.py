@@ -269,7 +269,7 @@ class ActionModule(ActionBase):
             bits, local = configured
             style, data, profile = bits.module_style, bits.b_module_data, bits.serialization_profile
         else:
-            style, _, data, local = configured
+            style, dummy, data, local = configured
             profile = None
         if style != "binary":
             return self._execute_module(module_name=name, module_args=args, task_vars=task_vars)
@@ -390,7 +390,7 @@ class ActionModule(ActionBase):
         here too)."""
         out = self._low_level_execute_command(f"LC_ALL=C stat -c '%s %F' -- {shlex.quote(path)}")
         words = out.get("stdout", "").strip()
-        size, _, kind = words.partition(" ")
+        size, dummy, kind = words.partition(" ")
         if out.get("rc") != 0 or not size.isdigit() or kind not in ("regular file", "regular empty file"):
             shown = (words or out.get("stderr", "").strip())[:200]
             raise Refused(f"{path} on the build host is not a regular file ({shown!r})")
@@ -404,12 +404,12 @@ class ActionModule(ActionBase):
             local = os.path.join(fetch_dir, file_name)
             have = sha256_of(local) if os.path.lexists(local) else None
             plan.append((remote, local, want, want is None or want != have))
-        result["fetched"] = [{"path": r, "local": loc, "fetched": needed} for r, loc, _, needed in plan]
+        result["fetched"] = [{"path": r, "local": loc, "fetched": needed} for r, loc, dummy, needed in plan]
         todo = [(r, loc, want) for r, loc, want, needed in plan if needed]
         if not todo or self._task.check_mode:
             result["changed"] = result.get("changed", False) or bool(todo)
             return
-        for remote, _, _ in todo:
+        for remote, dummy, dummy in todo:
             self._check_remote_file(remote)
 
         # The highest folder this run creates, removed again if the fetch fails.

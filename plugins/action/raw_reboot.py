@@ -51,7 +51,7 @@ class ActionModule(BuiltinReboot):
                     result["rc"], to_native(result["stderr"]).strip()
                 )
             )
-        system, _, release = to_text(result["stdout"]).partition("\n")
+        system, dummy, release = to_text(result["stdout"]).partition("\n")
         ident, version, like = parse_os_release(release)
         system = system.strip().lower()
         # The built-in's tables are keyed by distribution, then family; outside Linux
