@@ -12,7 +12,7 @@ mkdir -p .venv
 exec 9> .venv/.setup.lock
 flock 9
 
-APT_PACKAGES=(debootstrap musl-tools zstd xz-utils lz4 cpio file rpm qemu-system-x86 strace libarchive-tools openssl
+APT_PACKAGES=(debootstrap musl-tools zstd xz-utils lz4 bzip2 cpio file rpm qemu-system-x86 strace libarchive-tools openssl
     fdisk grub-pc-bin grub2-common openssh-client)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

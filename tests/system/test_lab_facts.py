@@ -235,20 +235,23 @@ def test_the_image_cache_serves_unchanged_images_only(lab):
     lab.sh(f"rm -rf $(dirname {cache})")
 
 
-# lz4 runs on the test machine (the lab images have no lz4): legacy frames,
-# `lz4 -l`, as the kernel reads them and Ubuntu 20.04's initramfs-tools
-# writes them.
+# These run on the test machine (the lab images have neither lz4 nor bzip2): lz4
+# legacy frames (`lz4 -l`, as the kernel reads them and Ubuntu 20.04's
+# initramfs-tools writes them), lz4 frames of the current format (which the
+# kernel does not read, but an image may still be written so) and bzip2.
 LZ4 = "lz4 -l -9 -q"
+ON_THE_TEST_MACHINE = {LZ4, "lz4 -9 -q", "bzip2 -1"}
 
 
 @pytest.mark.parametrize("compressor,name", [("gzip -1", "gzip"), ("xz -0 --check=crc32", "xz"), ("zstd -1 -q", "zstd"),
-                                             ("xz --format=lzma -0", "lzma"), (LZ4, "lz4")])
+                                             ("xz --format=lzma -0", "lzma"), (LZ4, "lz4"),
+                                             ("lz4 -9 -q", "lz4-frame"), ("bzip2 -1", "bzip2")])
 @pytest.mark.parametrize("early", [False, True])
 def test_recompressed_images(dracut_lab, compressor, name, early, tmp_path):
     """The main archive recompressed by the real tools, optionally behind an
-    early microcode cpio written by the real cpio (as dracut does). lzma and
-    lz4 images were recognised but not read; an lz4 image is also checked by
-    initramfs_regen (current: nothing to do)."""
+    early microcode cpio written by the real cpio (as dracut does). lzma, lz4
+    and bzip2 images were recognised but not read; initramfs_regen reads each
+    too (current: nothing to do)."""
     lab = dracut_lab
     kver = lab.kernels[0]
     image = f"/boot/initrd.img-{kver}"
@@ -261,12 +264,12 @@ def test_recompressed_images(dracut_lab, compressor, name, early, tmp_path):
             "(cd /tmp/early && find . | cpio -o -H newc --quiet) > /tmp/new.img && "
         )
     # The lab's dracut images are gzip: decode and re-encode the main archive.
-    if compressor == LZ4:
+    if compressor in ON_THE_TEST_MACHINE:
         lab.sh(script + f"gzip -dc {image}.orig > /tmp/main.cpio")
         lab.get("/tmp/main.cpio", tmp_path / "main.cpio")
-        subprocess.run(f"{LZ4} {tmp_path}/main.cpio {tmp_path}/main.lz4", shell=True, check=True)
-        lab.put(tmp_path / "main.lz4", "/tmp/main.lz4")
-        lab.sh(f"touch /tmp/new.img && cat /tmp/main.lz4 >> /tmp/new.img && mv /tmp/new.img {image}")
+        subprocess.run(f"{compressor} -c {tmp_path}/main.cpio > {tmp_path}/main.z", shell=True, check=True)
+        lab.put(tmp_path / "main.z", "/tmp/main.z")
+        lab.sh(f"touch /tmp/new.img && cat /tmp/main.z >> /tmp/new.img && mv /tmp/new.img {image}")
     else:
         lab.sh(script + f"gzip -dc {image}.orig | {compressor} >> /tmp/new.img && mv /tmp/new.img {image}")
     try:
@@ -277,10 +280,9 @@ def test_recompressed_images(dracut_lab, compressor, name, early, tmp_path):
         assert img["early_cpio"] is early
         assert img["contains_module"] is True
         assert img["matches_resolved"] is True
-        if name == "lz4":
-            preview = lab.module("initramfs_regen", check_mode=True, kernels=[kver])
-            assert not preview.get("failed"), preview["msg"]
-            assert preview["changed"] is False, preview
+        preview = lab.module("initramfs_regen", check_mode=True, kernels=[kver])
+        assert not preview.get("failed"), preview["msg"]
+        assert preview["changed"] is False, preview
     finally:
         lab.sh(f"cp {image}.orig {image}")
 

@@ -98,13 +98,21 @@ fn read_capped(bytes: &[u8], links: Links, cap: u64) -> Result<Vec<Entry>> {
             tar::EntryType::XGlobalHeader => continue,
             // pax and GNU long-name records are consumed by the tar crate;
             // anything left is a device, fifo or unknown type.
-            other => bail!("archive entry {shown:?}: {other:?} entries are not accepted"),
+            other => bail!(
+                "archive entry {shown:?}: {} entries are not accepted",
+                entry_type_name(other)
+            ),
         };
         if path.is_empty() {
             if kind == Kind::Dir {
                 continue;
             }
-            bail!("archive entry {shown:?}: a {kind:?} entry without a name");
+            let what = match kind {
+                Kind::Symlink(_) => "symbolic link",
+                Kind::HardLink(_) => "hard link",
+                Kind::File | Kind::Dir => "file",
+            };
+            bail!("archive entry {shown:?}: a {what} entry without a name");
         }
         let mode = entry.header().mode().unwrap_or(0o644) & path::MODE_MASK;
         let mut data = Vec::new();
@@ -212,6 +220,18 @@ pub fn write_tar_gz(files: &[(&str, u32, &[u8])]) -> Result<Vec<u8>> {
     Ok(gz.finish()?)
 }
 
+/// What a tar entry type is called in a message (not its Rust name).
+fn entry_type_name(t: tar::EntryType) -> String {
+    match t {
+        tar::EntryType::Char => "character device".into(),
+        tar::EntryType::Block => "block device".into(),
+        tar::EntryType::Fifo => "fifo".into(),
+        tar::EntryType::Continuous => "contiguous file".into(),
+        tar::EntryType::GNUSparse => "GNU sparse file".into(),
+        other => format!("type {:?}", char::from(other.as_byte())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,7 +313,7 @@ mod tests {
             (
                 forged(&[("dev", Block, "", b"")]),
                 Links::Inside,
-                "Block entries are not accepted",
+                "block device entries are not accepted",
             ),
             (
                 b"\x1f\x8bnot really gzip".to_vec(),

@@ -13,7 +13,7 @@ use std::io::{self, BufRead, Read};
 use serde::{Deserialize, Serialize};
 
 use crate::limits::{Limit, MODULE_MAX};
-use crate::lz4::Lz4Reader;
+use crate::lz4::{Lz4FrameReader, Lz4Reader};
 
 /// A compression format, named as the tools name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,12 +29,13 @@ pub enum Compression {
     Zstd,
     /// Legacy LZMA ("lzma_alone", `lzma`).
     Lzma,
-    /// bzip2; recognised, not decoded.
+    /// bzip2; decoded with the `bzip2` feature (the image readers),
+    /// recognised only without it.
     Bzip2,
     /// LZ4 legacy frames (`lz4 -l`, what the kernel reads in an initramfs).
     Lz4,
     /// LZ4 frames of the current format (`lz4` without `-l`), which the
-    /// kernel's initramfs decompressor does not read; recognised, not decoded.
+    /// kernel's initramfs decompressor does not read.
     #[serde(rename = "lz4-frame")]
     Lz4Frame,
     /// LZO (lzop); recognised, not decoded.
@@ -50,7 +51,7 @@ impl Compression {
             (&[0xfd, b'7', b'z', b'X', b'Z', 0x00], Compression::Xz),
             (&[0x28, 0xb5, 0x2f, 0xfd], Compression::Zstd),
             (&crate::lz4::MAGIC, Compression::Lz4),
-            (&[0x04, 0x22, 0x4d, 0x18], Compression::Lz4Frame),
+            (&crate::lz4::FRAME_MAGIC, Compression::Lz4Frame),
             (b"BZh", Compression::Bzip2),
             (&[0x89, b'L', b'Z', b'O'], Compression::Lzo),
             (&[0x5d, 0x00, 0x00], Compression::Lzma),
@@ -118,6 +119,9 @@ impl Compression {
                 lzma_rs::lzma_decompress(i, o)
             })?),
             Compression::Lz4 => Stream::Lz4(Box::new(Lz4Reader::new(input)?)),
+            Compression::Lz4Frame => Stream::Lz4Frame(Box::new(Lz4FrameReader::new(input)?)),
+            #[cfg(feature = "bzip2")]
+            Compression::Bzip2 => Stream::Bzip2(Box::new(bzip2::bufread::BzDecoder::new(input))),
             other => {
                 return Err(io::Error::new(
                     io::ErrorKind::Unsupported,
@@ -213,6 +217,9 @@ pub(crate) enum Stream {
     Zstd(Box<zstd::stream::read::Decoder<'static, Raw>>),
     Threaded(Threaded),
     Lz4(Box<Lz4Reader>),
+    Lz4Frame(Box<Lz4FrameReader>),
+    #[cfg(feature = "bzip2")]
+    Bzip2(Box<bzip2::bufread::BzDecoder<Raw>>),
 }
 
 impl Stream {
@@ -229,6 +236,9 @@ impl Stream {
                 io::Error::other(format!("the {} stream was not read to its end", d.format))
             }),
             Stream::Lz4(d) => d.finish(),
+            Stream::Lz4Frame(d) => d.finish(),
+            #[cfg(feature = "bzip2")]
+            Stream::Bzip2(d) => Ok(d.into_inner()),
         }
     }
 }
@@ -240,6 +250,9 @@ impl Read for Stream {
             Stream::Zstd(d) => d.read(buf),
             Stream::Threaded(d) => d.read(buf),
             Stream::Lz4(d) => d.read(buf),
+            Stream::Lz4Frame(d) => d.read(buf),
+            #[cfg(feature = "bzip2")]
+            Stream::Bzip2(d) => d.read(buf),
         }
     }
 }

@@ -1,8 +1,19 @@
-//! LZ4 in the legacy frame format that the kernel's initramfs decompressor
-//! reads (`lz4 -l`, Ubuntu 20.04's default for initramfs images): the magic
-//! `02 21 4c 18`, then blocks, each a little-endian 32-bit compressed size
-//! and an LZ4 block that decodes to at most 8 MiB. A repeated magic starts a
-//! new stream and is skipped; the stream ends where the input ends.
+//! LZ4 streams. The legacy frame format is what the kernel's initramfs
+//! decompressor reads (`lz4 -l`, Ubuntu 20.04's default for initramfs
+//! images): the magic `02 21 4c 18`, then blocks, each a little-endian
+//! 32-bit compressed size and an LZ4 block that decodes to at most 8 MiB. A
+//! repeated magic starts a new stream and is skipped; the stream ends where
+//! the input ends.
+//!
+//! The current frame format (`lz4` without `-l`; the kernel does not read
+//! it, but an image written so is still read here, to say what it holds):
+//! the magic `04 22 4d 18`, a descriptor (flags, the block size, optionally
+//! the content size; a header checksum), then blocks of at most 64 KiB to 4
+//! MiB, each a 32-bit size whose top bit marks a stored block, optionally
+//! followed by a block checksum; a zero size ends the frame, optionally
+//! followed by a content checksum. Blocks may refer back into the previous
+//! 64 KiB of output ("linked"). The checksums (xxHash32) are skipped, not
+//! checked: what the image holds is judged by the SHA-256 of its files.
 
 use std::io::{self, Read};
 
@@ -10,6 +21,12 @@ use crate::compress::Raw;
 
 /// The legacy frame magic, as it appears on disk.
 pub(crate) const MAGIC: [u8; 4] = [0x02, 0x21, 0x4c, 0x18];
+
+/// The current frame format's magic, as it appears on disk.
+pub(crate) const FRAME_MAGIC: [u8; 4] = [0x04, 0x22, 0x4d, 0x18];
+
+/// How far back a linked block may refer.
+const WINDOW: usize = 64 << 10;
 
 /// The most one legacy block decodes to.
 const BLOCK_MAX: usize = 8 << 20;
@@ -80,7 +97,7 @@ impl Lz4Reader {
                 return Err(invalid("lz4: the stream ends inside a block"));
             }
             self.block.clear();
-            decode_block(&packed, &mut self.block, BLOCK_MAX)?;
+            decode_block(&packed, &mut self.block, 0, BLOCK_MAX)?;
             self.at = 0;
             return Ok(true);
         }
@@ -102,9 +119,150 @@ impl Read for Lz4Reader {
     }
 }
 
+/// Reads one LZ4 frame of the current format, block by block (sizes
+/// checked against the frame's block size before anything is read).
+pub(crate) struct Lz4FrameReader {
+    input: Raw,
+    /// The previous output a linked block may refer to, then the block.
+    block: Vec<u8>,
+    at: usize,
+    linked: bool,
+    block_checksums: bool,
+    content_checksum: bool,
+    max: usize,
+    ended: bool,
+}
+
+impl Lz4FrameReader {
+    /// `input` must start with [`FRAME_MAGIC`].
+    pub(crate) fn new(mut input: Raw) -> io::Result<Self> {
+        let mut head = [0u8; 6];
+        input.read_exact(&mut head)?;
+        if head[..4] != FRAME_MAGIC {
+            return Err(invalid("lz4: not a frame"));
+        }
+        let (flags, sizes) = (head[4], head[5]);
+        if flags >> 6 != 1 {
+            return Err(invalid(&format!(
+                "lz4: frame version {} (only 1 exists)",
+                flags >> 6
+            )));
+        }
+        if flags & 0x02 != 0 || sizes & 0x8f != 0 {
+            return Err(invalid(
+                "lz4: reserved bits are set in the frame descriptor",
+            ));
+        }
+        if flags & 0x01 != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "lz4: the frame needs a preset dictionary, which is not supported",
+            ));
+        }
+        let max = match (sizes >> 4) & 7 {
+            4 => 64 << 10,
+            5 => 256 << 10,
+            6 => 1 << 20,
+            7 => 4 << 20,
+            other => {
+                return Err(invalid(&format!(
+                    "lz4: block size code {other} (4 to 7 exist)"
+                )))
+            }
+        };
+        // The content size (when present), then the header checksum.
+        input.skip(if flags & 0x08 != 0 { 9 } else { 1 })?;
+        Ok(Lz4FrameReader {
+            input,
+            block: Vec::new(),
+            at: 0,
+            linked: flags & 0x20 == 0,
+            block_checksums: flags & 0x10 != 0,
+            content_checksum: flags & 0x04 != 0,
+            max,
+            ended: false,
+        })
+    }
+
+    /// The input after the frame, which must have been read to its end.
+    pub(crate) fn finish(self) -> io::Result<Raw> {
+        if self.ended {
+            Ok(self.input)
+        } else {
+            Err(io::Error::other("the lz4 frame was not read to its end"))
+        }
+    }
+
+    /// Decodes the next block after the kept window; false at the frame's end.
+    fn next_block(&mut self) -> io::Result<bool> {
+        let mut word = [0u8; 4];
+        self.input
+            .read_exact(&mut word)
+            .map_err(|_| invalid("lz4: the frame ends inside a block size"))?;
+        let size = u32::from_le_bytes(word);
+        if size == 0 {
+            if self.content_checksum {
+                self.input.skip(4)?;
+            }
+            return Ok(false);
+        }
+        let (stored, len) = (size & 0x8000_0000 != 0, (size & 0x7fff_ffff) as usize);
+        if len > self.max {
+            return Err(invalid(&format!(
+                "lz4: a block claims {len} bytes, more than the frame's {} KiB blocks",
+                self.max >> 10
+            )));
+        }
+        let mut packed = Vec::new();
+        (&mut self.input)
+            .take(len as u64)
+            .read_to_end(&mut packed)?;
+        if packed.len() != len {
+            return Err(invalid("lz4: the frame ends inside a block"));
+        }
+        if self.block_checksums {
+            self.input.skip(4)?;
+        }
+        let keep = if self.linked {
+            self.block.len().min(WINDOW)
+        } else {
+            0
+        };
+        self.block.drain(..self.block.len() - keep);
+        if stored {
+            self.block.extend_from_slice(&packed);
+        } else {
+            decode_block(&packed, &mut self.block, keep, self.max)?;
+        }
+        self.at = keep;
+        Ok(true)
+    }
+}
+
+impl Read for Lz4FrameReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.block.len() {
+            if self.ended || !self.next_block()? {
+                self.ended = true;
+                return Ok(0);
+            }
+        }
+        let n = buf.len().min(self.block.len() - self.at);
+        buf[..n].copy_from_slice(&self.block[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
 /// Decodes one LZ4 block (sequences of literals and back-references) onto
-/// the end of `out`, which may grow by at most `max` bytes.
-pub(crate) fn decode_block(packed: &[u8], out: &mut Vec<u8>, max: usize) -> io::Result<()> {
+/// the end of `out`, which may grow by at most `max` bytes; matches may
+/// reach `history` bytes before the block (what `out` held last).
+pub(crate) fn decode_block(
+    packed: &[u8],
+    out: &mut Vec<u8>,
+    history: usize,
+    max: usize,
+) -> io::Result<()> {
     let start = out.len();
     let mut input = packed.iter().copied();
     let length = |first: u8, input: &mut dyn Iterator<Item = u8>| -> io::Result<usize> {
@@ -125,7 +283,7 @@ pub(crate) fn decode_block(packed: &[u8], out: &mut Vec<u8>, max: usize) -> io::
     while let Some(token) = input.next() {
         let literals = length(token >> 4, &mut input)?;
         if out.len() - start + literals > max {
-            return Err(invalid("lz4: a block decodes to more than 8 MiB"));
+            return Err(too_large(max));
         }
         for _ in 0..literals {
             out.push(
@@ -139,14 +297,14 @@ pub(crate) fn decode_block(packed: &[u8], out: &mut Vec<u8>, max: usize) -> io::
             break;
         };
         let offset = usize::from(u16::from_le_bytes([low, high]));
-        if offset == 0 || offset > out.len() - start {
+        if offset == 0 || offset > out.len() - start + history {
             return Err(invalid(&format!(
                 "lz4: a match points {offset} bytes back, before the block's start"
             )));
         }
         let matched = length(token & 15, &mut input)?.saturating_add(4);
         if out.len() - start + matched > max {
-            return Err(invalid("lz4: a block decodes to more than 8 MiB"));
+            return Err(too_large(max));
         }
         // Byte by byte: a match may overlap what it copies.
         let from = out.len() - offset;
@@ -155,6 +313,13 @@ pub(crate) fn decode_block(packed: &[u8], out: &mut Vec<u8>, max: usize) -> io::
         }
     }
     Ok(())
+}
+
+fn too_large(max: usize) -> io::Error {
+    invalid(&format!(
+        "lz4: a block decodes to more than {} KiB",
+        max >> 10
+    ))
 }
 
 fn invalid(msg: &str) -> io::Error {
@@ -221,6 +386,96 @@ mod tests {
         }
     }
 
+    fn frame(data: &[u8]) -> io::Result<(Vec<u8>, Raw)> {
+        let mut reader =
+            Lz4FrameReader::new(Buffered::new(Box::new(io::Cursor::new(data.to_vec()))))?;
+        let mut out = Vec::new();
+        reader.read_to_end(&mut out)?;
+        Ok((out, reader.finish()?))
+    }
+
+    fn sha256(data: &[u8]) -> String {
+        use sha2::Digest;
+        format!("{:x}", sha2::Sha256::digest(data))
+    }
+
+    /// Frames from the real tool (tests/fixtures/SOURCES.md): linked blocks,
+    /// independent blocks with checksums and the content size, a stored block.
+    #[test]
+    fn frames_from_the_real_tool_decode() -> io::Result<()> {
+        const REPEATED: &str = "a86fe96ff7884d4f41a9f357335b86a47a7fbb7a0c59e1b1c418841db1b0a142";
+        let cases: [(&[u8], &str, usize); 3] = [
+            (
+                include_bytes!("../tests/fixtures/lz4/linked.lz4"),
+                REPEATED,
+                150_000,
+            ),
+            (
+                include_bytes!("../tests/fixtures/lz4/independent.lz4"),
+                REPEATED,
+                150_000,
+            ),
+            (
+                include_bytes!("../tests/fixtures/lz4/stored.lz4"),
+                "db6fa9300d01bb04b1f7613a23d7801e40274188d12f0fe18c59d25588ff2fbc",
+                300,
+            ),
+        ];
+        for (data, digest, len) in cases {
+            let mut followed = data.to_vec();
+            followed.extend_from_slice(b"NEXT");
+            let (out, mut rest) = frame(&followed)?;
+            assert_eq!((out.len(), sha256(&out).as_str()), (len, digest));
+            let mut after = Vec::new();
+            rest.read_to_end(&mut after)?;
+            assert_eq!(
+                after, b"NEXT",
+                "the frame ends at its end mark and checksum"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn broken_frames_are_errors() {
+        let linked = include_bytes!("../tests/fixtures/lz4/linked.lz4");
+        let unlinked = {
+            // The same blocks marked independent: the second one's matches reach before it.
+            let mut d = linked.to_vec();
+            d[4] |= 0x20;
+            d
+        };
+        let cases: [(Vec<u8>, &str); 6] = [
+            (linked[..linked.len() - 40].to_vec(), "ends inside a block"),
+            (
+                [&FRAME_MAGIC[..], &[0x80, 0x40, 0]].concat(),
+                "frame version 2",
+            ),
+            (
+                [&FRAME_MAGIC[..], &[0x41, 0x40, 0]].concat(),
+                "preset dictionary",
+            ),
+            (
+                [&FRAME_MAGIC[..], &[0x60, 0x30, 0]].concat(),
+                "block size code 3",
+            ),
+            (
+                [
+                    &FRAME_MAGIC[..],
+                    &[0x60, 0x40, 0],
+                    &[0x01, 0x00, 0x01, 0x00],
+                ]
+                .concat(),
+                "claims 65537 bytes, more than the frame's 64 KiB blocks",
+            ),
+            (unlinked, "before the block's start"),
+        ];
+        for (data, why) in cases {
+            let err = frame(&data).map(|(out, _)| out).expect_err(why);
+            assert!(err.to_string().contains(why), "{err} / {why}");
+        }
+    }
+
     #[test]
     fn a_block_cannot_decode_past_its_limit() {
         // One literal, then a match of 4 + 15 + 255 * n bytes.
@@ -228,10 +483,10 @@ mod tests {
         block.extend(std::iter::repeat_n(255, 40_000));
         block.push(0);
         let mut out = Vec::new();
-        let err = decode_block(&block, &mut out, BLOCK_MAX).expect_err("past 8 MiB");
-        assert!(err.to_string().contains("more than 8 MiB"), "{err}");
+        let err = decode_block(&block, &mut out, 0, BLOCK_MAX).expect_err("past 8 MiB");
+        assert!(err.to_string().contains("more than 8192 KiB"), "{err}");
         out.clear();
-        decode_block(&[0x12, b'x', 1, 0], &mut out, BLOCK_MAX).expect("a short match");
+        decode_block(&[0x12, b'x', 1, 0], &mut out, 0, BLOCK_MAX).expect("a short match");
         assert_eq!(out, b"xxxxxxx");
     }
 }
