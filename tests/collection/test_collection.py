@@ -133,6 +133,15 @@ def check_rollout(folder, run, vendor_package, tmp_path):
             assert k["resolved"]["version"] == MODULE_VERSION, k
             assert k["initramfs"]["matches_resolved"] is True, k["initramfs"]
 
+        # The fleet report, in the same folder: one row per server.
+        [row] = json.loads((folder / "aacraid-report.json").read_text())
+        assert row["host"] == "server1" and row["status"] == "ok" and row["failure"] == "", row
+        assert {k["release"]: (k["resolves"], k["image_carries"]) for k in row["kernels"]} == \
+            {k: (MODULE_VERSION, True) for k in server.kernels}, row
+        csv = (folder / "aacraid-report.csv").read_text().splitlines()
+        assert csv[0] == "host,status,kernels,resolves,image_carries,loaded,reboot,failure"
+        assert csv[1].startswith('"server1","ok",'), csv
+
         second = recap(run(*rollout).stdout)
         assert {h: c["changed"] for h, c in second.items()} == {"builder": 0, "server1": 0}, second
 

@@ -39,6 +39,7 @@ def rollout(inventory, vendor_package, fetch_dir, reboot_ok, check=True):
     out, proc = run_ansible(NEWEST, "ansible-playbook", "-i", inventory, PLAYBOOK, check=check, extra_vars={
         "aacraid_build_host_package": vendor_package,
         "aacraid_build_host_fetch_dir": str(fetch_dir),
+        "aacraid_report_path": str(fetch_dir.parent / "report"),
         "aacraid_server_driver_version": MODULE_VERSION,
         "aacraid_server_reboot_ok": reboot_ok,
     })
@@ -160,6 +161,14 @@ def test_a_server_that_boots_without_the_new_driver_stops_the_rollout(vendor_pac
         assert all("server2" not in task["hosts"] for task in last_play["tasks"]), "the second batch ran"
         assert out["stats"]["server2"]["changed"] == 0
         assert server2.tree_hash("/lib/modules", "/boot", "/var/lib") == untouched
+        # The fleet report, written before the stop: the canary failed and why, server2 not reached.
+        report = {row["host"]: row for row in json.loads((tmp_path / "report.json").read_text())}
+        assert report["server1"]["status"] == "failed" and report["server1"]["reboot"] == "done", report
+        assert report["server1"]["failure"].startswith("Assert that the new driver is the loaded one: server1 "), \
+            report["server1"]
+        assert report["server2"]["status"] == "not reached" and report["server2"]["kernels"] == [], report
+        csv = (tmp_path / "report.csv").read_text().splitlines()
+        assert csv[1].startswith('"server1","failed",') and csv[2].startswith('"server2","not reached",'), csv
         assert vm.ssh("test -e /sys/module/aacraid", check=False).returncode != 0
 
         # A reboot that never comes back (the machine powers off) fails at reboot_timeout
