@@ -315,17 +315,37 @@ RETURN_TYPES = {"str": str, "bool": bool, "list": list, "dict": dict, "int": int
 
 def check_return(binary, result):
     """A successful result holds exactly what the module's sidecar RETURN
-    documents: no undocumented key, every `returned: always` key, and each
-    value (when not null) of the documented type."""
+    documents: no undocumented key at any depth (dicts, and lists of dicts,
+    against their `contains`), every `returned: always` key, and each value
+    (when not null) of the documented type."""
     documented = yaml.safe_load((REPO / "modules" / binary / f"{binary}.yml").read_text())["RETURN"]
     extra = set(result) - COMMON_KEYS - set(documented)
     assert not extra, f"{binary} returned keys its RETURN does not document: {sorted(extra)}"
     for key, spec in documented.items():
         if spec.get("returned") == "always":
             assert key in result, f"{binary}'s RETURN says {key} is always returned: {sorted(result)}"
-        if result.get(key) is not None and spec.get("type") in RETURN_TYPES:
-            assert isinstance(result[key], RETURN_TYPES[spec["type"]]), \
-                f"{binary}'s {key} is documented as {spec['type']}: {result[key]!r}"
+        if key in result:
+            check_value(binary, key, spec, result[key])
+
+
+def check_value(binary, where, spec, value):
+    """`value` against its RETURN entry `spec`: its type, and below it the keys its `contains` lists."""
+    if value is None:
+        return
+    if spec.get("type") in RETURN_TYPES:
+        assert isinstance(value, RETURN_TYPES[spec["type"]]), f"{binary}'s {where} is documented as {spec['type']}: {value!r}"
+    contains = spec.get("contains")
+    if not contains:
+        return
+    for i, item in enumerate(value if isinstance(value, list) else [value]):
+        if not isinstance(item, dict):
+            continue
+        at = f"{where}[{i}]" if isinstance(value, list) else where
+        extra = set(item) - set(contains)
+        assert not extra, f"{binary} returned {at} keys its RETURN does not document: {sorted(extra)}"
+        for key, sub in contains.items():
+            if key in item:
+                check_value(binary, f"{at}.{key}", sub, item[key])
 
 
 def ansible_env(version=NEWEST):
