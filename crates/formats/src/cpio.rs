@@ -596,15 +596,16 @@ pub(crate) mod tests {
         frame.extend_from_slice(&(archive.len() as u32 | 0x8000_0000).to_le_bytes());
         frame.extend_from_slice(&archive);
         frame.extend_from_slice(&[0, 0, 0, 0]);
-        let mut images = vec![(frame, Compression::Lz4Frame)];
         #[cfg(feature = "bzip2")]
-        {
+        let bzip2 = {
             use std::io::Write;
             let mut encoder = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
             encoder.write_all(&archive)?;
-            images.push((encoder.finish()?, Compression::Bzip2));
-        }
-        for (image, expected) in images {
+            Some((encoder.finish()?, Compression::Bzip2))
+        };
+        #[cfg(not(feature = "bzip2"))]
+        let bzip2 = None;
+        for (image, expected) in std::iter::once((frame, Compression::Lz4Frame)).chain(bzip2) {
             let mut image = early_plus(image);
             // What follows a stream is read too.
             image.extend(cpio(&[("lib/modules/k/updates/aacraid.ko", b"LAST")]));
