@@ -39,9 +39,51 @@ const COMPRESSED_MAX: u32 = (BLOCK_MAX + BLOCK_MAX / 255 + 16) as u32;
 /// decodes past 8 MiB is an error.
 pub(crate) struct Lz4Reader {
     input: Raw,
+    out: Output,
+}
+
+/// What a block decoder has made and not yet handed out: the kept window
+/// of earlier output (linked frames), then the last block, read from `at`.
+#[derive(Default)]
+struct Output {
     block: Vec<u8>,
     at: usize,
     ended: bool,
+}
+
+/// A decoder that makes its output one block at a time.
+trait Blocks {
+    fn output(&mut self) -> &mut Output;
+    /// Decodes the next block into the output; false at the stream's end.
+    fn next_block(&mut self) -> io::Result<bool>;
+}
+
+/// `Read` for a [`Blocks`] decoder: hands out the current block, then decodes the next.
+fn read_blocks(decoder: &mut impl Blocks, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        let out = decoder.output();
+        if out.at < out.block.len() {
+            let n = buf.len().min(out.block.len() - out.at);
+            buf[..n].copy_from_slice(&out.block[out.at..out.at + n]);
+            out.at += n;
+            return Ok(n);
+        }
+        if out.ended || !decoder.next_block()? {
+            decoder.output().ended = true;
+            return Ok(0);
+        }
+    }
+}
+
+/// The input after a stream, which must have been read to its end.
+fn input_after(out: &Output, input: Raw, what: &str) -> io::Result<Raw> {
+    if out.ended {
+        Ok(input)
+    } else {
+        Err(io::Error::other(format!(
+            "the lz4 {what} was not read to its end"
+        )))
+    }
 }
 
 impl Lz4Reader {
@@ -54,22 +96,21 @@ impl Lz4Reader {
         }
         Ok(Lz4Reader {
             input,
-            block: Vec::new(),
-            at: 0,
-            ended: false,
+            out: Output::default(),
         })
     }
 
     /// The input after the stream (its end: the format has no end marker).
     pub(crate) fn finish(self) -> io::Result<Raw> {
-        if self.ended {
-            Ok(self.input)
-        } else {
-            Err(io::Error::other("the lz4 stream was not read to its end"))
-        }
+        input_after(&self.out, self.input, "stream")
+    }
+}
+
+impl Blocks for Lz4Reader {
+    fn output(&mut self) -> &mut Output {
+        &mut self.out
     }
 
-    /// Decodes the next block into `self.block`; false at the end.
     fn next_block(&mut self) -> io::Result<bool> {
         loop {
             let head = self.input.peek(4)?;
@@ -96,9 +137,9 @@ impl Lz4Reader {
             if packed.len() != size as usize {
                 return Err(invalid("lz4: the stream ends inside a block"));
             }
-            self.block.clear();
-            decode_block(&packed, &mut self.block, 0, BLOCK_MAX)?;
-            self.at = 0;
+            self.out.block.clear();
+            decode_block(&packed, &mut self.out.block, 0, BLOCK_MAX)?;
+            self.out.at = 0;
             return Ok(true);
         }
     }
@@ -106,16 +147,7 @@ impl Lz4Reader {
 
 impl Read for Lz4Reader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.at == self.block.len() {
-            if self.ended || !self.next_block()? {
-                self.ended = true;
-                return Ok(0);
-            }
-        }
-        let n = buf.len().min(self.block.len() - self.at);
-        buf[..n].copy_from_slice(&self.block[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
+        read_blocks(self, buf)
     }
 }
 
@@ -123,14 +155,11 @@ impl Read for Lz4Reader {
 /// checked against the frame's block size before anything is read).
 pub(crate) struct Lz4FrameReader {
     input: Raw,
-    /// The previous output a linked block may refer to, then the block.
-    block: Vec<u8>,
-    at: usize,
+    out: Output,
     linked: bool,
     block_checksums: bool,
     content_checksum: bool,
     max: usize,
-    ended: bool,
 }
 
 impl Lz4FrameReader {
@@ -174,23 +203,23 @@ impl Lz4FrameReader {
         input.skip(if flags & 0x08 != 0 { 9 } else { 1 })?;
         Ok(Lz4FrameReader {
             input,
-            block: Vec::new(),
-            at: 0,
+            out: Output::default(),
             linked: flags & 0x20 == 0,
             block_checksums: flags & 0x10 != 0,
             content_checksum: flags & 0x04 != 0,
             max,
-            ended: false,
         })
     }
 
     /// The input after the frame, which must have been read to its end.
     pub(crate) fn finish(self) -> io::Result<Raw> {
-        if self.ended {
-            Ok(self.input)
-        } else {
-            Err(io::Error::other("the lz4 frame was not read to its end"))
-        }
+        input_after(&self.out, self.input, "frame")
+    }
+}
+
+impl Blocks for Lz4FrameReader {
+    fn output(&mut self) -> &mut Output {
+        &mut self.out
     }
 
     /// Decodes the next block after the kept window; false at the frame's end.
@@ -223,34 +252,26 @@ impl Lz4FrameReader {
         if self.block_checksums {
             self.input.skip(4)?;
         }
+        let block = &mut self.out.block;
         let keep = if self.linked {
-            self.block.len().min(WINDOW)
+            block.len().min(WINDOW)
         } else {
             0
         };
-        self.block.drain(..self.block.len() - keep);
+        block.drain(..block.len() - keep);
         if stored {
-            self.block.extend_from_slice(&packed);
+            block.extend_from_slice(&packed);
         } else {
-            decode_block(&packed, &mut self.block, keep, self.max)?;
+            decode_block(&packed, block, keep, self.max)?;
         }
-        self.at = keep;
+        self.out.at = keep;
         Ok(true)
     }
 }
 
 impl Read for Lz4FrameReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.at == self.block.len() {
-            if self.ended || !self.next_block()? {
-                self.ended = true;
-                return Ok(0);
-            }
-        }
-        let n = buf.len().min(self.block.len() - self.at);
-        buf[..n].copy_from_slice(&self.block[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
+        read_blocks(self, buf)
     }
 }
 
