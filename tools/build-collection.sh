@@ -30,7 +30,12 @@ while (($#)); do
     esac
 done
 (($# == 1)) || { echo "usage: tools/build-collection.sh [--no-binaries] [--tarball <dir>] <root>" >&2; exit 2; }
-MODULES=(aacraid_build initramfs_regen kmod_update raid_driver_facts)
+# The Makefile's rule: a module is a folder of modules/ holding a sidecar <name>/<name>.yml.
+MODULES=()
+for sidecar in modules/*/*.yml; do
+    m=$(basename "$(dirname "$sidecar")")
+    [[ $sidecar == "modules/$m/$m.yml" ]] && MODULES+=("$m")
+done
 tree=$1/ansible_collections/raidfleet/driver_rollout
 
 rm -rf "$tree"

@@ -3,6 +3,7 @@ checkout (tools/build-collection.sh, binaries from library/: `make build`
 first), and the fixture vendor package. tests/lablib.py is put on sys.path
 for the test file."""
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -28,8 +29,6 @@ def galaxy_version():
 @pytest.fixture(scope="session")
 def tarball(tmp_path_factory):
     """The built collection tarball (binaries included), as `make collection` makes it."""
-    import subprocess
-
     out = tmp_path_factory.mktemp("collection")
     subprocess.run([str(REPO / "tools/build-collection.sh"), "--tarball", str(out / "dist"), str(out / "stage")],
                    check=True, cwd=REPO, capture_output=True,
