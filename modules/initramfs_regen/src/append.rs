@@ -108,6 +108,31 @@ pub fn check(
     Ok(())
 }
 
+/// The bytes kernel `k`'s image is expected to take once appended to: the
+/// image kept (`scan`, read while planning, any earlier appended segment
+/// left out), the new module files (`sources`), and the index files depmod
+/// writes, allowed for as 12 times the image's `modules.dep` (all of them
+/// together come to about 10 times it for Debian's kernels), plus 1 MiB
+/// for headers and folders. The segment is stored uncompressed.
+pub fn estimate(host: &Host, image: &Path, scan: &Scan, sources: &[(String, PathBuf)]) -> u64 {
+    let len = host.file_size(image).unwrap_or(0);
+    let modules: u64 = sources
+        .iter()
+        .map(|(_, path)| host.file_size(path).unwrap_or(MODULE_MAX))
+        .sum();
+    let dep = scan
+        .files
+        .iter()
+        .filter(|m| m.path.ends_with("/modules.dep"))
+        .map(|m| m.data.len() as u64)
+        .max()
+        .unwrap_or(0);
+    base_len(scan, len)
+        .saturating_add(modules)
+        .saturating_add(dep.saturating_mul(12))
+        .saturating_add(1 << 20)
+}
+
 /// Where the image ends once a segment appended earlier is left out: that
 /// segment's offset, when the last segment is one; else `len`.
 fn base_len(scan: &Scan, len: u64) -> u64 {

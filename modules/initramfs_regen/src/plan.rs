@@ -89,6 +89,9 @@ pub struct KernelPlan {
     /// Where each of `wanted` is on the host: module name, file.
     pub sources: Vec<(String, PathBuf)>,
     pub old_mode: Option<u32>,
+    /// With `append`, the bytes the new image is expected to take (see
+    /// [`append::estimate`]); `None` for a rebuild.
+    pub append_estimate: Option<u64>,
 }
 
 /// Everything decided before the first change.
@@ -251,9 +254,13 @@ fn plan_kernel(
         None if o.force => (true, "current, rebuilt because force is set".into()),
         None => (false, "current".into()),
     };
+    let mut append_estimate = None;
     if rebuild {
         if o.method == Method::Append {
             append::check(k, &image, scanned.as_ref(), &sources, &needs)?;
+            append_estimate = scanned
+                .as_ref()
+                .map(|scan| append::estimate(host, &image, scan, &sources));
         }
         check_signatures(host, k, &resolutions, signing, o.force, warnings)?;
         // A bootloader that reads the link's target would keep the old
@@ -276,5 +283,6 @@ fn plan_kernel(
         before,
         wanted,
         sources,
+        append_estimate,
     })
 }

@@ -9,7 +9,9 @@ use linux_host::{mounts, Host};
 use crate::plan::KernelPlan;
 
 /// New images are about as large as the ones they replace; allow 10% more.
-/// Without a previous image, assume the largest image seen, or 64 MiB.
+/// Without a previous image, assume the largest image seen, or 64 MiB. An
+/// image appended to takes what planning estimated (the image, the new
+/// module files and the indices, stored uncompressed).
 /// `freed` bytes (leftovers of killed runs, removed first) count as free.
 pub fn check_space(
     host: &Host,
@@ -27,10 +29,15 @@ pub fn check_space(
         .map(|p| host.file_size(&p.image).ok())
         .collect();
     let fallback = sizes.iter().flatten().max().copied().unwrap_or(64 << 20);
-    let estimates: Vec<u64> = sizes
+    let estimates: Vec<u64> = rebuilds
         .iter()
-        .map(|s| s.unwrap_or(fallback) / 10 * 11)
+        .zip(&sizes)
+        .map(|(p, s)| {
+            p.append_estimate
+                .unwrap_or_else(|| s.unwrap_or(fallback) / 10 * 11)
+        })
         .collect();
+    let appending = rebuilds.iter().any(|p| p.append_estimate.is_some());
     // Each new image exists beside its old one until the rename; with
     // backup the old ones stay.
     let needed = if backup {
@@ -76,13 +83,19 @@ pub fn check_space(
             String::new()
         };
         bail!(
-            "not enough room in {}: {} free{leftovers}, rebuilding {} image(s) needs about {} (current images: {}; \
-             10% added for growth{}); nothing was changed",
+            "not enough room in {}: {} free{leftovers}, {} {} image(s) needs about {} (current images: {}; \
+             {}{}); nothing was changed",
             dir.display(),
             mib(available),
+            if appending { "appending to" } else { "rebuilding" },
             rebuilds.len(),
             mib(needed),
             current.join(", "),
+            if appending {
+                "each grows by the new module files and their indices, stored uncompressed"
+            } else {
+                "10% added for growth"
+            },
             if backup {
                 ", and the old images are kept as backups"
             } else {

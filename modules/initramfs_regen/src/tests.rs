@@ -614,6 +614,28 @@ fn append_refuses_what_it_cannot_update() -> Result<()> {
     );
     assert_eq!(preview.values.method, Method::Append);
     assert!(preview.values.kernels[0].appended.is_none());
+
+    // The free-space check counts what the segment adds: room for a
+    // rebuild's estimate (the image plus 10%) is not room for an append.
+    let room = dracut().answer(
+        &["df", "-Pk", "/boot"],
+        0,
+        "Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/vda1 4096 3584 512 88% /boot\n",
+        "",
+    );
+    let (_dir, cramped) = self::host(&files, room);
+    let rebuild = options(json!({"kernels": [K], "method": "rebuild"}));
+    assert!(InitramfsRegen::plan(rebuild, &Context::default(), &cramped)?.kernels[0].rebuild);
+    let said = match InitramfsRegen::plan(append(), &Context::default(), &cramped) {
+        Ok(_) => "planned".into(),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        said.starts_with(
+            "not enough room in /boot: 0.5 MiB free, appending to 1 image(s) needs about 1.0 MiB"
+        ) && said.contains("each grows by the new module files and their indices"),
+        "{said}"
+    );
     Ok(())
 }
 

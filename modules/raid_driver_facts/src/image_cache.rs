@@ -155,22 +155,50 @@ impl Cache {
     }
 
     /// Writes the queued entries, making the folder (mode 0700) when it is
-    /// missing; fails at the first entry it cannot keep.
+    /// missing, and removes the entries of images that are gone; fails at
+    /// the first entry it cannot keep.
     pub fn write(&self, host: &Host) -> Result<()> {
         let queued = match self.queued.lock() {
             Ok(mut queued) => std::mem::take(&mut *queued),
             Err(_) => return Ok(()),
         };
-        if queued.is_empty() {
+        if queued.is_empty() && !host.exists(&self.dir) {
             return Ok(());
         }
         host.private_folder(&self.dir, true)?;
         self.remove_leftovers(host);
+        self.remove_orphans(host);
         for entry in queued {
             let bytes = serde_json::to_vec(&entry)?;
             host.write_atomic(&self.entry_path(&entry.key), &bytes, 0o600)?;
         }
         Ok(())
+    }
+
+    /// Removes the entries whose image no longer exists (a removed kernel's),
+    /// so the folder holds at most one entry per image and module name
+    /// present. An entry that cannot be read is left: the next miss on its
+    /// image replaces it.
+    fn remove_orphans(&self, host: &Host) {
+        for dirent in host.read_dir(&self.dir).unwrap_or_default() {
+            if !dirent.name.ends_with(".json") {
+                continue;
+            }
+            let path = self.dir.join(&dirent.name);
+            let Ok((bytes, _)) = host.read_capped(&path, ENTRY_MAX) else {
+                continue;
+            };
+            let Ok(entry) = serde_json::from_slice::<Entry>(&bytes) else {
+                continue;
+            };
+            let gone = matches!(
+                host.symlink_metadata(Path::new(&entry.key.image)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound
+            );
+            if gone {
+                let _ = host.remove_file(&path);
+            }
+        }
     }
 
     /// Removes the temporary files of writers that were killed before

@@ -524,8 +524,20 @@ fn the_image_cache_serves_an_unchanged_image_and_misses_a_changed_one() -> Resul
     }
     let (_, cached) = images(&run(&host, all.clone(), false)?.0);
     assert_eq!(cached, [false, false]);
-    let (_, cached) = images(&run(&host, all, false)?.0);
+    let (_, cached) = images(&run(&host, all.clone(), false)?.0);
     assert_eq!(cached, [true, true]);
+
+    // A removed image's entry goes at the next real run, not in check mode,
+    // even when that run has nothing new to keep.
+    fs::remove_file(root.join(format!("boot/initrd.img-{OLD}")))?;
+    run(&host, all.clone(), true)?;
+    assert_eq!(entries(root).len(), 2, "check mode removes nothing");
+    run(&host, all, false)?;
+    let [kept] = &entries(root)[..] else {
+        panic!("{:?}", entries(root))
+    };
+    let kept = fs::read_to_string(root.join(CACHE).join(kept))?;
+    assert!(kept.contains(&format!("initrd.img-{NEW}")), "{kept}");
     Ok(())
 }
 
