@@ -210,7 +210,9 @@ def test_the_image_cache_serves_unchanged_images_only(lab):
     """What the first real gather decodes from each image is kept in a
     folder only root may enter; check mode keeps nothing; the next gather
     reads it back and reports what decoding reports; an image replaced by a
-    copy with the same times and size (a new inode) is decoded again."""
+    copy with the same times and size (a new inode) is decoded again. Where
+    the module's copies are is served while no folder of the tree changed; a
+    copy dropped into a new folder is found by a new walk."""
     cache = f"/var/cache/aacraid-test-{uuid.uuid4().hex[:8]}/facts"
 
     def images(**options):
@@ -225,13 +227,30 @@ def test_the_image_cache_serves_unchanged_images_only(lab):
     assert lab.sh(f"test -e {cache} && echo kept || echo none").strip() == "none"
     assert images() == ([False] * len(lab.kernels), decoded)
     assert lab.sh(f"stat -c '%a %U' {cache} $(dirname {cache})").splitlines() == ["700 root"] * 2
-    assert lab.sh(f"find {cache} -type f -name '*.json' -perm 600 -user root | wc -l").strip() == str(len(lab.kernels))
-    assert images() == ([True] * len(lab.kernels), decoded)
+    n = len(lab.kernels)
+    for kind in ("'[0-9a-f]*.json'", "'tree-*.json'"):
+        assert lab.sh(f"find {cache} -type f -name {kind} -perm 600 -user root | wc -l").strip() == str(n), kind
+    assert images() == ([True] * n, decoded)
 
     first = decoded[0]["path"]
     lab.sh(f"cp -p {first} {first}.new && mv {first}.new {first}")
-    assert images() == ([False] + [True] * (len(lab.kernels) - 1), decoded)
-    assert images() == ([True] * len(lab.kernels), decoded)
+    assert images() == ([False] + [True] * (n - 1), decoded)
+    assert images() == ([True] * n, decoded)
+
+    # Where the module's copies are: served while no folder of the tree changed.
+    def copies(**options):
+        rd = facts(lab, **{"image_cache": cache, "gather_subset": ["modules"], **options})["ansible_facts"]["raid_driver"]
+        return [k["copies_from_cache"] for k in rd["kernels"]], [[c["path"] for c in k["copies"]] for k in rd["kernels"]]
+
+    walked = copies(image_cache="")[1]
+    assert copies() == ([True] * n, walked)
+    stray = f"/lib/modules/{lab.kernels[0]}/extra-{uuid.uuid4().hex[:8]}/aacraid.ko"
+    lab.sh(f"mkdir $(dirname {stray}) && echo stray > {stray}")
+    cached, found = copies()
+    assert cached == [False] + [True] * (n - 1) and stray in found[0], (cached, found)
+    lab.sh(f"rm -r $(dirname {stray})")
+    cached, found = copies()
+    assert cached[0] is False and found == walked, (cached, found)
     lab.sh(f"rm -rf $(dirname {cache})")
 
 

@@ -111,11 +111,23 @@ pub fn relative_to(kver: &str, path: &Path) -> PathBuf {
 /// sorted by path. Does not descend into `build` and `source` (links to the
 /// kernel headers).
 pub fn find_copies(host: &Host, kver: &str, name: &str) -> Result<Vec<PathBuf>> {
+    find_copies_visiting(host, kver, name, |_| {})
+}
+
+/// [`find_copies`], calling `visit` with each folder just before it is
+/// listed (so what `visit` reads of a folder is no newer than its listing).
+pub fn find_copies_visiting(
+    host: &Host,
+    kver: &str,
+    name: &str,
+    mut visit: impl FnMut(&Path),
+) -> Result<Vec<PathBuf>> {
     let wanted = normalize(name);
     let root = modules_dir(kver);
     let mut found = Vec::new();
     let mut stack = vec![root.clone()];
     while let Some(dir) = stack.pop() {
+        visit(&dir);
         let entries = host
             .read_dir(&dir)
             .with_context(|| format!("cannot list {}", dir.display()))?;

@@ -1,6 +1,7 @@
 //! Collecting `ansible_facts.raid_driver` (schema in [`crate::schema`]):
 //! which kernels, then each kernel's facts (one thread per kernel: reading
-//! images is the costly part), then the host-wide families.
+//! images and walking module trees are the costly parts), with the
+//! host-wide families read meanwhile on the calling thread.
 
 use linux_host::kernel::{self, KernelSpec};
 use linux_host::signing::HostSigning;
@@ -53,7 +54,7 @@ pub fn gather(host: &Host, req: &Request, notes: &mut Notes) -> anyhow::Result<R
         );
     }
     let signing = req.subset.signing.then(|| HostSigning::read(host));
-    let per_kernel: Vec<_> = std::thread::scope(|scope| {
+    let (per_kernel, wide) = std::thread::scope(|scope| {
         let workers: Vec<_> = releases
             .iter()
             .map(|release| {
@@ -74,19 +75,24 @@ pub fn gather(host: &Host, req: &Request, notes: &mut Notes) -> anyhow::Result<R
                 })
             })
             .collect();
-        workers
+        // Read while the kernels' threads work: `dkms status` is a shell
+        // script that takes about as long as a kernel's facts.
+        let wide = host_wide(host, req);
+        let per_kernel: Vec<_> = workers
             .into_iter()
             .map(|w| {
                 w.join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             })
-            .collect()
+            .collect();
+        (per_kernel, wide)
     });
     let mut kernels = Vec::with_capacity(per_kernel.len());
     for (facts, kernel_notes) in per_kernel {
         kernels.push(facts);
         notes.0.extend(kernel_notes.0);
     }
+    notes.0.extend(wide.notes.0);
 
     let loaded = req
         .subset
@@ -108,10 +114,38 @@ pub fn gather(host: &Host, req: &Request, notes: &mut Notes) -> anyhow::Result<R
     } else {
         (None, None)
     };
+
+    Ok(RaidDriver {
+        name: req.name.to_string(),
+        running_kernel: running,
+        kernels,
+        loaded,
+        next_boot,
+        reboot_required,
+        reboot_reason,
+        dkms: wide.dkms,
+        controllers: wide.controllers,
+        arcconf: wide.arcconf,
+        kernel_log: wide.kernel_log,
+        signing,
+    })
+}
+
+/// The families that are the host's, not a kernel's, with their warnings.
+struct HostWide {
+    dkms: Option<Vec<formats::dkms::Entry>>,
+    controllers: Option<Vec<pci::Device>>,
+    arcconf: Option<Vec<formats::arcconf::Controller>>,
+    kernel_log: Option<KernelLog>,
+    notes: Notes,
+}
+
+fn host_wide(host: &Host, req: &Request) -> HostWide {
+    let mut notes = Notes::default();
     let dkms = req
         .subset
         .dkms
-        .then(|| dkms_entries(host, req.name, notes))
+        .then(|| dkms_entries(host, req.name, &mut notes))
         .flatten();
     let controllers = if req.subset.controllers {
         match pci::controllers(host, req.name) {
@@ -127,7 +161,7 @@ pub fn gather(host: &Host, req: &Request, notes: &mut Notes) -> anyhow::Result<R
     let arcconf = req
         .subset
         .controllers
-        .then(|| arcconf_controllers(host, req.arcconf, notes))
+        .then(|| arcconf_controllers(host, req.arcconf, &mut notes))
         .flatten();
     let kernel_log = if req.subset.kernel_log {
         match loaded::kernel_log_banner(host, req.banner) {
@@ -140,21 +174,13 @@ pub fn gather(host: &Host, req: &Request, notes: &mut Notes) -> anyhow::Result<R
     } else {
         None
     };
-
-    Ok(RaidDriver {
-        name: req.name.to_string(),
-        running_kernel: running,
-        kernels,
-        loaded,
-        next_boot,
-        reboot_required,
-        reboot_reason,
+    HostWide {
         dkms,
         controllers,
         arcconf,
         kernel_log,
-        signing,
-    })
+        notes,
+    }
 }
 
 /// The kernels to report: every installed one when none is named; a named

@@ -9,7 +9,8 @@
 //! ([`Host::private_folder`]): the module runs as root and trusts what it
 //! finds there, so no other user may be able to plant or swap an entry. A
 //! gather only reads entries; the entries it learnt are written by a real
-//! run, never in check mode.
+//! run, never in check mode. The same folder keeps the lists of a module's
+//! copies in each kernel's module tree ([`crate::copies_cache`]).
 
 use std::fs::Metadata;
 use std::os::unix::fs::MetadataExt;
@@ -27,8 +28,11 @@ use serde::{Deserialize, Serialize};
 /// module binaries the action plugin caches.
 pub const DEFAULT: &str = "/var/cache/aacraid-modules/facts";
 
-/// An entry is a few hundred bytes; anything larger is not one of ours.
+/// An image entry is a few hundred bytes; anything larger is not one of ours.
 const ENTRY_MAX: u64 = 64 * 1024;
+/// A module tree's entry holds a line per folder (about 130 bytes; Debian's
+/// kernels have about 900 folders).
+pub(crate) const TREE_ENTRY_MAX: u64 = 16 << 20;
 
 /// Which file an entry describes, and which build read it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,9 +95,11 @@ struct Entry {
 /// An open cache: entries are read from it while gathering, and what was
 /// learnt is queued for [`Cache::write`].
 pub struct Cache {
-    dir: PathBuf,
-    binary: String,
-    queued: Mutex<Vec<Entry>>,
+    pub(crate) dir: PathBuf,
+    /// SHA-256 of the running binary.
+    pub(crate) binary: String,
+    /// Entries to write: file, bytes.
+    queued: Mutex<Vec<(PathBuf, Vec<u8>)>>,
 }
 
 impl Cache {
@@ -149,8 +155,15 @@ impl Cache {
 
     /// Queues `learnt` to be kept under `key`.
     pub fn queue(&self, key: Key, learnt: Learnt) {
+        let path = self.entry_path(&key);
+        if let Ok(bytes) = serde_json::to_vec(&Entry { key, learnt }) {
+            self.queue_bytes(path, bytes);
+        }
+    }
+
+    pub(crate) fn queue_bytes(&self, path: PathBuf, bytes: Vec<u8>) {
         if let Ok(mut queued) = self.queued.lock() {
-            queued.push(Entry { key, learnt });
+            queued.push((path, bytes));
         }
     }
 
@@ -168,33 +181,33 @@ impl Cache {
         host.private_folder(&self.dir, true)?;
         self.remove_leftovers(host);
         self.remove_orphans(host);
-        for entry in queued {
-            let bytes = serde_json::to_vec(&entry)?;
-            host.write_atomic(&self.entry_path(&entry.key), &bytes, 0o600)?;
+        for (path, bytes) in queued {
+            host.write_atomic(&path, &bytes, 0o600)?;
         }
         Ok(())
     }
 
-    /// Removes the entries whose image no longer exists (a removed kernel's),
-    /// so the folder holds at most one entry per image and module name
-    /// present. An entry that cannot be read is left: the next miss on its
-    /// image replaces it.
+    /// Removes the entries whose image or module tree no longer exists (a
+    /// removed kernel's), so the folder holds at most one entry per image,
+    /// or kernel, and module name present. An entry that cannot be read is
+    /// left: the next miss on its image or tree replaces it.
     fn remove_orphans(&self, host: &Host) {
         for dirent in host.read_dir(&self.dir).unwrap_or_default() {
             if !dirent.name.ends_with(".json") {
                 continue;
             }
             let path = self.dir.join(&dirent.name);
-            let Ok((bytes, _)) = host.read_capped(&path, ENTRY_MAX) else {
+            let Ok((bytes, _)) = host.read_capped(&path, TREE_ENTRY_MAX) else {
                 continue;
             };
-            let Ok(entry) = serde_json::from_slice::<Entry>(&bytes) else {
-                continue;
-            };
-            let gone = matches!(
-                host.symlink_metadata(Path::new(&entry.key.image)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound
-            );
+            let subject = serde_json::from_slice::<Entry>(&bytes)
+                .map(|e| PathBuf::from(e.key.image))
+                .ok()
+                .or_else(|| crate::copies_cache::subject(&bytes));
+            let gone = subject.is_some_and(|subject| {
+                matches!(host.symlink_metadata(&subject),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+            });
             if gone {
                 let _ = host.remove_file(&path);
             }

@@ -7,6 +7,7 @@
 //! in the sidecar `raid_driver_facts.yml`.
 
 mod boot;
+mod copies_cache;
 mod gather;
 mod image_cache;
 mod options;
@@ -57,7 +58,7 @@ impl Module for RaidDriverFacts {
         }
         let subset = options::parse_subset(&options.gather_subset)?;
         let mut notes = gather::Notes::default();
-        let cache = if subset.initramfs {
+        let cache = if subset.initramfs || subset.modules {
             image_cache::Cache::open(host, &options.image_cache).unwrap_or_else(|e| {
                 notes.warn(format!(
                     "the image cache {} is not used: {e:#}",

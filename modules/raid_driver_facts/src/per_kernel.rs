@@ -1,7 +1,8 @@
 //! One kernel's facts: the file it resolves for the module, every copy in
 //! its module tree, and what its initramfs image holds.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use anyhow::Context as _;
 use formats::compress::Compression;
@@ -12,6 +13,7 @@ use linux_host::kmod::{self, Lookup, ModuleFile, Resolved};
 use linux_host::signing::{self, Enforcement, HostSigning};
 use linux_host::Host;
 
+use crate::copies_cache::Visited;
 use crate::gather::{Notes, Request};
 use crate::image_cache::{Cache, Identity, Learnt, Member};
 use crate::schema::{Copy, Image, ImageModule, KernelFacts, LoadFacts, ResolvedFacts};
@@ -34,6 +36,7 @@ pub fn kernel_facts(
         resolved_by: None,
         resolved: None,
         copies: None,
+        copies_from_cache: None,
         initramfs: None,
         signing: None,
     };
@@ -69,8 +72,9 @@ pub fn kernel_facts(
             .resolved
             .as_ref()
             .and_then(|r| r.resolved.file.as_ref());
-        match kmod::find_copies(host, release, req.name) {
-            Ok(paths) => {
+        match copies(host, release, req.name, req.cache) {
+            Ok((paths, from_cache)) => {
+                facts.copies_from_cache = Some(from_cache);
                 facts.copies = Some(
                     paths
                         .iter()
@@ -111,6 +115,29 @@ pub fn kernel_facts(
         judge(host, &mut facts, state);
     }
     facts
+}
+
+/// The files named like module `name` in `release`'s module tree, and
+/// whether the cache said where they are (else the tree was walked, and the
+/// walk is queued for the cache).
+fn copies(
+    host: &Host,
+    release: &str,
+    name: &str,
+    cache: Option<&Cache>,
+) -> anyhow::Result<(Vec<PathBuf>, bool)> {
+    if let Some(found) = cache.and_then(|c| c.copies(host, release, name)) {
+        return Ok((found, true));
+    }
+    let started = SystemTime::now();
+    let mut visited: Visited = Vec::new();
+    let found = kmod::find_copies_visiting(host, release, name, |folder| {
+        visited.push((folder.to_path_buf(), host.symlink_metadata(folder).ok()))
+    })?;
+    if let Some(cache) = cache {
+        cache.queue_copies(release, name, started, &visited, &found);
+    }
+    Ok((found, false))
 }
 
 /// The kernel's enforcement, and the verdict on every copy read above. The

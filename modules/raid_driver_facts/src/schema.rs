@@ -51,6 +51,9 @@ pub struct KernelFacts {
     pub resolved_by: Option<&'static str>,
     pub resolved: Option<ResolvedFacts>,
     pub copies: Option<Vec<Copy>>,
+    /// Whether where the copies are came from the cache (the tree unchanged
+    /// since it was last walked) instead of a walk; null when `copies` is.
+    pub copies_from_cache: Option<bool>,
     pub initramfs: Option<Image>,
     /// Whether this kernel refuses modules without a trusted signature.
     pub signing: Option<Enforcement>,

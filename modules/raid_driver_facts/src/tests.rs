@@ -417,8 +417,103 @@ fn images(facts: &Value) -> (Vec<Value>, Vec<bool>) {
         .unzip()
 }
 
+/// The image entries of the cache.
 fn entries(root: &Path) -> Vec<String> {
-    linux_host::testing::names_in(&root.join(CACHE))
+    let mut names = linux_host::testing::names_in(&root.join(CACHE));
+    names.retain(|n| !n.starts_with("tree-"));
+    names
+}
+
+/// The module-tree entries of the cache.
+fn trees(root: &Path) -> Vec<String> {
+    let mut names = linux_host::testing::names_in(&root.join(CACHE));
+    names.retain(|n| n.starts_with("tree-"));
+    names
+}
+
+/// Every kernel's copies (paths), and whether each list came from the cache.
+fn copies(facts: &Value) -> (Vec<Value>, Vec<bool>) {
+    let kernels = facts["kernels"].as_array().cloned().unwrap_or_default();
+    assert_eq!(kernels.len(), 2, "{facts}");
+    kernels
+        .iter()
+        .map(|k| {
+            let paths: Vec<Value> = k["copies"]
+                .as_array()
+                .expect("copies")
+                .iter()
+                .map(|c| c["path"].clone())
+                .collect();
+            let cached = k["copies_from_cache"].as_bool().expect("a bool");
+            (Value::Array(paths), cached)
+        })
+        .unzip()
+}
+
+#[test]
+fn the_copies_cache_serves_an_unchanged_tree_and_misses_a_changed_one() -> Result<()> {
+    assert_eq!(
+        linux_host::host::process_uid(),
+        0,
+        "the facts cache is root's: run the unit tests as root"
+    );
+    let dir = lab();
+    let root = dir.path();
+    let host = Host::scripted(root, script());
+    let modules = serde_json::json!({"gather_subset": ["modules"]});
+
+    // Trees changed in the last seconds are walked, and the walks not kept:
+    // a change in the same tick would not show in the folders' times.
+    let (walked, cached) = copies(&run(&host, modules.clone(), false)?.0);
+    assert_eq!(cached, [false, false]);
+    assert!(trees(root).is_empty(), "{:?}", trees(root));
+
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let (_, cached) = copies(&run(&host, modules.clone(), true)?.0);
+    assert_eq!(cached, [false, false]);
+    assert!(!root.join(CACHE).exists(), "check mode keeps nothing");
+    run(&host, modules.clone(), false)?;
+    assert_eq!(trees(root).len(), 2);
+    let (served, cached) = copies(&run(&host, modules.clone(), false)?.0);
+    assert_eq!(cached, [true, true]);
+    assert_eq!(served, walked);
+
+    // A copy dropped into a folder of the newer tree: that tree is walked
+    // again and the copy found; the other is still served.
+    write(
+        root,
+        &format!("/lib/modules/{NEW}/kernel/drivers/scsi/aacraid.ko"),
+        b"stray",
+    );
+    let (after, cached) = copies(&run(&host, modules.clone(), false)?.0);
+    assert_eq!(cached, [false, true]);
+    assert!(
+        after[0]
+            .to_string()
+            .contains("kernel/drivers/scsi/aacraid.ko"),
+        "{}",
+        after[0]
+    );
+    // A copy removed: its folder changed too.
+    fs::remove_file(root.join(format!(
+        "lib/modules/{OLD}/kernel/drivers/scsi/aacraid/aacraid.ko"
+    )))?;
+    let (after, cached) = copies(&run(&host, modules.clone(), false)?.0);
+    assert_eq!(cached, [false, false]);
+    assert_ne!(after[1], walked[1]);
+
+    // A removed kernel's entry goes at the next real run.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    run(&host, modules.clone(), false)?;
+    assert_eq!(trees(root).len(), 2);
+    fs::remove_dir_all(root.join(format!("lib/modules/{OLD}")))?;
+    run(
+        &host,
+        serde_json::json!({"gather_subset": ["modules"], "kernels": [NEW]}),
+        false,
+    )?;
+    assert_eq!(trees(root).len(), 1, "{:?}", trees(root));
+    Ok(())
 }
 
 #[test]
