@@ -39,8 +39,12 @@ collection: build
 # sanity; the changelog; the execution environment's build context.
 collection-test: build lab-image
 	$(STARTED)
-	$(VENV)/bin/pytest -v -n 2 -p no:randomly tests/collection
+	$(VENV)/bin/pytest -v -n 2 -p no:randomly $(DURATIONS) tests/collection
 	$(ENDED)
+
+# Each pytest step of `make test` ends with its slowest tests and their times, so that a
+# CI log shows where the time goes.
+DURATIONS := --durations=15 --durations-min=20
 
 # ansible-lint resolves our modules through ansible.cfg's library: build first.
 lint: build
@@ -89,20 +93,20 @@ SYSTEM_ARGS ?=
 # them as `signature-boot`, beside Molecule and the crash sample, which mostly wait.
 system: build lab-image
 	$(STARTED)
-	$(VENV)/bin/pytest -v -n $(SYSTEM_WORKERS) $(SYSTEM_ARGS) --ignore=tests/system/test_signature_boot.py \
+	$(VENV)/bin/pytest -v -n $(SYSTEM_WORKERS) $(DURATIONS) $(SYSTEM_ARGS) --ignore=tests/system/test_signature_boot.py \
 		--ignore=tests/system/test_vm_reboot.py tests/system
 	$(ENDED)
 
 signature-boot: build lab-image
 	$(STARTED)
-	$(VENV)/bin/pytest -v tests/system/test_signature_boot.py
+	$(VENV)/bin/pytest -v $(DURATIONS) tests/system/test_signature_boot.py
 	$(ENDED)
 
 # The rollout over SSH against a virtual machine that really reboots, and a canary whose
 # reboot fails and stops the rollout (-s prints the boot and reboot times).
 vm-reboot: build vm-image
 	$(STARTED)
-	$(VENV)/bin/pytest -v -s tests/system/test_vm_reboot.py
+	$(VENV)/bin/pytest -v -s $(DURATIONS) tests/system/test_vm_reboot.py
 	$(ENDED)
 
 # The crash-consistency harness (tests/crash): every write-side system call of a module run is a
@@ -110,7 +114,7 @@ vm-reboot: build vm-image
 # rounds, `crash` every distinct point and 50 rounds (see the README for its length).
 crash-sample: build lab-image
 	$(STARTED)
-	$(VENV)/bin/pytest -v tests/crash
+	$(VENV)/bin/pytest -v $(DURATIONS) tests/crash
 	$(ENDED)
 
 crash: build lab-image

@@ -60,6 +60,14 @@ ANSIBLE = {name: REPO / ".venv" / name / "bin" for name in _venvs()}
 NEWEST = next(iter(ANSIBLE))
 
 
+def paired_version(variant):
+    """The ansible-core a test that covers both lab variants runs `variant`
+    through, pairwise: each variant one core, each core at least one
+    variant, for tests whose cost is a boot or a rebuild per run."""
+    versions = list(ANSIBLE)
+    return versions[VARIANTS.index(variant) % len(versions)]
+
+
 # The dracut variant's setting that trades image size for speed (gzip -1).
 DRACUT_SPEED_CONF = "/etc/dracut.conf.d/91-aacraid-lab-speed.conf"
 

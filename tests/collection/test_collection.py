@@ -5,8 +5,8 @@
   is used from a folder outside the repository with no ansible.cfg:
   `ansible-doc -l`, `ansible-doc` of a module and of a role, the facts module
   ad hoc, and the rollout playbook by its collection name over SSH against a
-  build host and a server in lab containers, twice (the second run changes
-  nothing).
+  build host and a server in lab containers, by 2.16 and then by the newest
+  from the same folder (which changes nothing).
 - `ansible-test sanity` of the newest ansible-core on the collection's tree,
   which holds everything but the binaries (it reads every file as text).
 - The changelog passes `antsibull-changelog lint`; the execution environment's
@@ -67,10 +67,11 @@ def recap(out):
 
 
 @contextlib.contextmanager
-def installed(tmp_path, controller, tarball):
-    """The user's folder and shell, with the collection installed as the README says."""
-    folder = tmp_path / "user"
-    folder.mkdir()
+def installed(tmp_path, controller, tarball, folder=None):
+    """The user's folder (`folder`, default a new one) and shell, with the collection
+    installed as the README says into a HOME of this shell's own."""
+    folder = folder or tmp_path / "user"
+    folder.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="coll-home-") as home:
         run = user(folder, home, controller)
         out = run("ansible-galaxy", "collection", "install", tarball)
@@ -100,13 +101,17 @@ def check_docs(run):
         assert required in doc and "raidfleet maintainers" in doc, doc
 
 
-@pytest.mark.parametrize("controller", list(CONTROLLERS))
-def test_the_installed_collection_rolls_the_driver_out_over_ssh(controller, tarball, vendor_package, tmp_path):
-    with installed(tmp_path, CONTROLLERS[controller], tarball) as (folder, run):
-        check_rollout(folder, run, vendor_package, tmp_path)
+def test_the_installed_collection_rolls_the_driver_out_over_ssh(tarball, vendor_package, tmp_path):
+    """The oldest controller rolls the driver out; then the newest, with the collection
+    installed in a HOME of its own and run from the same folder (a controller upgraded in
+    place), finds nothing to change. One lab for both: a rollout costs a DKMS build and an
+    image rebuild per kernel."""
+    with installed(tmp_path, CONTROLLERS["2.16"], tarball) as (folder, oldest), \
+            installed(tmp_path, CONTROLLERS["newest"], tarball, folder=folder) as (_, newest):
+        check_rollout(folder, oldest, newest, vendor_package, tmp_path)
 
 
-def check_rollout(folder, run, vendor_package, tmp_path):
+def check_rollout(folder, run, upgraded, vendor_package, tmp_path):
     key = LoginKey(tmp_path)
     with Lab("dracut", *key.docker_args(), prefix="coll-build") as builder, \
             Lab("initramfs-tools", *key.docker_args(), prefix="coll-server") as server:
@@ -142,8 +147,9 @@ def check_rollout(folder, run, vendor_package, tmp_path):
         assert csv[0] == "host,status,kernels,resolves,image_carries,loaded,reboot,failure"
         assert csv[1].startswith('"server1","ok",'), csv
 
-        second = recap(run(*rollout).stdout)
+        second = recap(upgraded(*rollout).stdout)
         assert {h: c["changed"] for h, c in second.items()} == {"builder": 0, "server1": 0}, second
+        assert all(k["resolved"]["version"] == MODULE_VERSION for k in ad_hoc_facts(upgraded)["kernels"])
 
 
 def version_of(package):

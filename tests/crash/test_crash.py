@@ -382,6 +382,78 @@ def test_initramfs_regen_recovers_from_every_kill_point(regen):
     assert not tally.failures, tally.report()
 
 
+@pytest.fixture(scope="module")
+def regen_append(regen):
+    """The same lab, the points of an initramfs_regen run with method append,
+    and the image a run that is not killed leaves (append writes the same
+    bytes each time), checked to hold the resolved module in its segment."""
+    snapshot, k = regen["snapshot"], regen["kernel"]
+    image = f"/boot/initrd.img-{k}"
+    env = dict(regen)
+    env["points"], env["logs"] = enumerate_run(snapshot, "initramfs_regen", ("module",), method="append")
+    with snapshot.fresh() as lab:
+        result = lab.module("initramfs_regen", method="append")
+        assert result["changed"] is True and not result.get("failed"), result
+        [appended] = [r["appended"] for r in result["kernels"] if r["kernel"] == k]
+        assert crashlib.image_shas(lab)[image] != regen["pre_images"][image]
+        env["appended"] = crashlib.image_shas(lab)[image]
+        path = crashlib.resolved(lab, k)
+        [member] = [f.lstrip("/") for f in appended["files"] if f.endswith(path.split(f"/modules/{k}/", 1)[1])]
+        inside = lab.sh(f"tail -c +{appended['offset'] + 1} {image} | zcat | cpio -i --quiet --to-stdout {member} "
+                        "| sha256sum").split()[0]
+        assert inside == crashlib.file_sha(lab, path), (member, appended)
+    return env
+
+
+def regen_append_attempt(env):
+    k = env["kernel"]
+    image = f"/boot/initrd.img-{k}"
+
+    def attempt(lab, point):
+        held, how = kill_at(lab, "initramfs_regen", point, method="append")
+        problems = after_kill(lab, point, held, how, env["pre_images"],
+                              lambda img: img == image and crashlib.image_shas(lab)[img] == env["appended"])
+        wrap(lab, "dracut", "/usr/bin/dracut")
+        repair = lab.module("initramfs_regen", method="append")
+        if repair.get("failed"):
+            return problems + [f"the next run failed: {repair['msg']}"]
+        if calls(lab, "dracut"):
+            problems.append("the repair ran dracut")
+        problems += second_run_idle(lab, "initramfs_regen", ("/boot",), ["dracut"], method="append")
+        if crashlib.image_shas(lab).get(image) != env["appended"]:
+            problems.append(f"after the repair {image} is not the image an append that is not killed writes")
+        others = {i: s for i, s in crashlib.image_shas(lab).items() if i != image}
+        if others != {i: s for i, s in env["pre_images"].items() if i != image}:
+            problems.append(f"an image that was current changed: {others}")
+        problems += final_checks(lab, ["/boot", "/lib/modules"] + [f"/lib/modules/{x}" for x in lab.kernels])
+        return problems
+    return attempt
+
+
+def append_points(points):
+    """The points of an append run that leave states of different kinds:
+    every one that is not in the private staging folder (the image read,
+    depmod started, the temporary image written, synced, linked and renamed
+    in /boot) and, of the thousands that write a file of the image's module
+    tree into the staging folder, the first and the last (the next run
+    removes that folder whole, however far it got)."""
+    staged = [p for p in points if "/.initramfs_regen-" in p.what and "/boot" not in p.what]
+    kept = [p for p in points if p not in staged]
+    return sorted(kept + staged[:1] + staged[-1:], key=lambda p: p.order)
+
+
+def test_initramfs_regen_append_recovers_from_every_kill_point(regen_append):
+    """method: append, killed at its own calls: the image is the old one or
+    exactly the one an append that is not killed writes; the next run
+    finishes it (no dracut), the one after is idle."""
+    tally = Tally("initramfs_regen append")
+    points = append_points(regen_append["points"])
+    sweep(tally, regen_append["snapshot"], points, sweep_size(2), regen_append_attempt(regen_append))
+    tally.enumerated += len(regen_append["points"]) - len(points)
+    crashlib.record_summary(tally)
+    assert not tally.failures, tally.report()
+
+
 # ---- aacraid_build ------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -437,20 +509,21 @@ def test_aacraid_build_recovers_from_every_kill_point(build):
 
 # ---- the order of the calls in a normal run ----------------------------------------
 
-def normal_run_logs(kmod, regen, build):
+def normal_run_logs(kmod, regen, regen_append, build):
     """The strace logs (by scope) of the enumeration runs, by run."""
     return {
         "kmod_update install": kmod["install"][1],
         "kmod_update absent": kmod["absent"][1],
         "initramfs_regen": regen["logs"],
+        "initramfs_regen append": regen_append["logs"],
         "aacraid_build": build["logs"],
     }
 
 
-def test_data_synced_before_rename_and_folder_after(kmod, regen, build):
+def test_data_synced_before_rename_and_folder_after(kmod, regen, regen_append, build):
     """The module's own calls (module-scope logs of the normal runs): each
     renamed file fsynced before, its folder after every rename and unlink."""
-    logs = normal_run_logs(kmod, regen, build)
+    logs = normal_run_logs(kmod, regen, regen_append, build)
     problems, renames = [], 0
     for run, by_scope in logs.items():
         renames += sum(c.name in crashlib.RENAMES for c in by_scope["module"])
@@ -463,11 +536,11 @@ def test_data_synced_before_rename_and_folder_after(kmod, regen, build):
     assert not problems, "\n".join(problems)
 
 
-def test_every_file_a_module_creates_is_new_unfollowed_and_private(kmod, regen, build):
+def test_every_file_a_module_creates_is_new_unfollowed_and_private(kmod, regen, regen_append, build):
     """Issue 11, item 1 (a planted temporary name, local user to root): in
     the module-scope logs of the normal runs, every file a module creates
     is opened with O_CREAT|O_EXCL|O_NOFOLLOW and mode 0600."""
-    logs = normal_run_logs(kmod, regen, build)
+    logs = normal_run_logs(kmod, regen, regen_append, build)
     problems, created = [], 0
     for run, by_scope in logs.items():
         calls = by_scope["module"]
