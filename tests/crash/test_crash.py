@@ -352,21 +352,32 @@ def holds_resolved(lab, image, kernel):
     return inside is not None and inside == crashlib.file_sha(lab, path)
 
 
-def regen_attempt(env):
+def regen_attempt(env, method="rebuild"):
+    """The checks of one kill point of an initramfs_regen run. The stale
+    image at the kill point and after the repair must be complete: with
+    rebuild, hold the file the kernel resolves; with append, be exactly the
+    image an append that is not killed writes (and no run may start dracut)."""
     k = env["kernel"]
     image = f"/boot/initrd.img-{k}"
+    options = {} if method == "rebuild" else {"method": method}
+
+    def complete(lab):
+        if method == "append":
+            return crashlib.image_shas(lab).get(image) == env["appended"]
+        return holds_resolved(lab, image, k)
 
     def attempt(lab, point):
-        held, how = kill_at(lab, "initramfs_regen", point)
-        problems = after_kill(lab, point, held, how, env["pre_images"],
-                              lambda img: img == image and holds_resolved(lab, img, k))
+        held, how = kill_at(lab, "initramfs_regen", point, **options)
+        problems = after_kill(lab, point, held, how, env["pre_images"], lambda img: img == image and complete(lab))
         wrap(lab, "dracut", "/usr/bin/dracut")
-        repair = lab.module("initramfs_regen")
+        repair = lab.module("initramfs_regen", **options)
         if repair.get("failed"):
             return problems + [f"the next run failed: {repair['msg']}"]
-        problems += second_run_idle(lab, "initramfs_regen", ("/boot",), ["dracut"])
-        if not holds_resolved(lab, image, k):
-            problems.append(f"after the repair {image} does not hold what kernel {k} resolves")
+        if method == "append" and calls(lab, "dracut"):
+            problems.append("the repair ran dracut")
+        problems += second_run_idle(lab, "initramfs_regen", ("/boot",), ["dracut"], **options)
+        if not complete(lab):
+            problems.append(f"after the repair {image} is not complete (method {method})")
         others = {i: s for i, s in crashlib.image_shas(lab).items() if i != image}
         if others != {i: s for i, s in env["pre_images"].items() if i != image}:
             problems.append(f"an image that was current changed: {others}")
@@ -405,31 +416,6 @@ def regen_append(regen):
     return env
 
 
-def regen_append_attempt(env):
-    k = env["kernel"]
-    image = f"/boot/initrd.img-{k}"
-
-    def attempt(lab, point):
-        held, how = kill_at(lab, "initramfs_regen", point, method="append")
-        problems = after_kill(lab, point, held, how, env["pre_images"],
-                              lambda img: img == image and crashlib.image_shas(lab)[img] == env["appended"])
-        wrap(lab, "dracut", "/usr/bin/dracut")
-        repair = lab.module("initramfs_regen", method="append")
-        if repair.get("failed"):
-            return problems + [f"the next run failed: {repair['msg']}"]
-        if calls(lab, "dracut"):
-            problems.append("the repair ran dracut")
-        problems += second_run_idle(lab, "initramfs_regen", ("/boot",), ["dracut"], method="append")
-        if crashlib.image_shas(lab).get(image) != env["appended"]:
-            problems.append(f"after the repair {image} is not the image an append that is not killed writes")
-        others = {i: s for i, s in crashlib.image_shas(lab).items() if i != image}
-        if others != {i: s for i, s in env["pre_images"].items() if i != image}:
-            problems.append(f"an image that was current changed: {others}")
-        problems += final_checks(lab, ["/boot", "/lib/modules"] + [f"/lib/modules/{x}" for x in lab.kernels])
-        return problems
-    return attempt
-
-
 def append_points(points):
     """The points of an append run that leave states of different kinds:
     every one that is not in the private staging folder (the image read,
@@ -448,7 +434,7 @@ def test_initramfs_regen_append_recovers_from_every_kill_point(regen_append):
     finishes it (no dracut), the one after is idle."""
     tally = Tally("initramfs_regen append")
     points = append_points(regen_append["points"])
-    sweep(tally, regen_append["snapshot"], points, sweep_size(2), regen_append_attempt(regen_append))
+    sweep(tally, regen_append["snapshot"], points, sweep_size(2), regen_attempt(regen_append, "append"))
     tally.enumerated += len(regen_append["points"]) - len(points)
     crashlib.record_summary(tally)
     assert not tally.failures, tally.report()

@@ -404,17 +404,19 @@ const CACHE: &str = "var/cache/aacraid-modules/facts";
 /// Every kernel's `initramfs` facts, `from_cache` set aside, and whether
 /// each came from the cache.
 fn images(facts: &Value) -> (Vec<Value>, Vec<bool>) {
+    each_kernel(facts, |k| {
+        let mut image = k["initramfs"].clone();
+        let cached = image["from_cache"].as_bool().expect("from_cache is a bool");
+        image["from_cache"] = Value::Null;
+        (image, cached)
+    })
+}
+
+/// `each` of both kernels' facts, unzipped.
+fn each_kernel(facts: &Value, each: impl Fn(&Value) -> (Value, bool)) -> (Vec<Value>, Vec<bool>) {
     let kernels = facts["kernels"].as_array().cloned().unwrap_or_default();
     assert_eq!(kernels.len(), 2, "{facts}");
-    kernels
-        .iter()
-        .map(|k| {
-            let mut image = k["initramfs"].clone();
-            let cached = image["from_cache"].as_bool().expect("from_cache is a bool");
-            image["from_cache"] = Value::Null;
-            (image, cached)
-        })
-        .unzip()
+    kernels.iter().map(each).unzip()
 }
 
 /// The image entries of the cache.
@@ -433,21 +435,16 @@ fn trees(root: &Path) -> Vec<String> {
 
 /// Every kernel's copies (paths), and whether each list came from the cache.
 fn copies(facts: &Value) -> (Vec<Value>, Vec<bool>) {
-    let kernels = facts["kernels"].as_array().cloned().unwrap_or_default();
-    assert_eq!(kernels.len(), 2, "{facts}");
-    kernels
-        .iter()
-        .map(|k| {
-            let paths: Vec<Value> = k["copies"]
-                .as_array()
-                .expect("copies")
-                .iter()
-                .map(|c| c["path"].clone())
-                .collect();
-            let cached = k["copies_from_cache"].as_bool().expect("a bool");
-            (Value::Array(paths), cached)
-        })
-        .unzip()
+    each_kernel(facts, |k| {
+        let paths: Vec<Value> = k["copies"]
+            .as_array()
+            .expect("copies")
+            .iter()
+            .map(|c| c["path"].clone())
+            .collect();
+        let cached = k["copies_from_cache"].as_bool().expect("a bool");
+        (Value::Array(paths), cached)
+    })
 }
 
 #[test]
