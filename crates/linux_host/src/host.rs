@@ -68,8 +68,10 @@ impl PrivateDir<'_> {
 }
 
 impl PrivateDir<'_> {
-    /// Writes `data` as the new file `relative` in the folder, mode 0644,
-    /// making missing folders on the way (0755); never through a link, and
+    /// Writes `data` as the new file `relative` in the folder, mode 0600,
+    /// making missing folders on the way (0700): a tree staged for a tool
+    /// that runs as root, private like every file a module creates (what
+    /// the tree is turned into carries modes of its own); never through a link, and
     /// never over an existing entry. `relative` must be a plain relative
     /// path ([`formats::path::relative`]): a tree staged for a tool.
     pub fn put(&self, relative: &str, data: &[u8]) -> Result<()> {
@@ -77,7 +79,7 @@ impl PrivateDir<'_> {
         fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o644)
+            .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&target)
             .and_then(|mut f| f.write_all(data))
@@ -103,7 +105,7 @@ impl PrivateDir<'_> {
         let parts: Vec<&str> = relative.split('/').collect();
         for part in &parts[..parts.len() - 1] {
             at.push(part);
-            match fs::DirBuilder::new().mode(0o755).create(&at) {
+            match fs::DirBuilder::new().mode(0o700).create(&at) {
                 Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
                     return Err(e).with_context(|| format!("cannot create {}", at.display()))
                 }
@@ -958,7 +960,11 @@ mod tests {
         assert_eq!(fs::read(real.join("lib/modules/k/updates/a.ko"))?, b"A");
         assert_eq!(
             fs::metadata(real.join("lib/modules/k/updates/a.ko"))?.mode() & 0o777,
-            0o644
+            0o600
+        );
+        assert_eq!(
+            fs::metadata(real.join("lib/modules/k/updates"))?.mode() & 0o777,
+            0o700
         );
         assert!(
             made.put("lib/modules/k/updates/a.ko", b"B").is_err(),
