@@ -62,7 +62,7 @@ def served(out):
     if result.get("failed"):
         sys.exit(f"the gather failed: {result.get('msg')}")
     kernels = result["ansible_facts"]["raid_driver"]["kernels"]
-    images = sum(k["initramfs"]["from_cache"] is True for k in kernels)
+    images = sum(k["initramfs"].get("from_cache") is True for k in kernels)
     if any("copies_from_cache" not in k for k in kernels):
         return images, None
     return images, sum(k["copies_from_cache"] is True for k in kernels)

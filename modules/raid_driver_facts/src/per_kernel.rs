@@ -132,7 +132,9 @@ fn copies(
     let started = SystemTime::now();
     let mut visited: Visited = Vec::new();
     let found = kmod::find_copies_visiting(host, release, name, |folder| {
-        visited.push((folder.to_path_buf(), host.symlink_metadata(folder).ok()))
+        if cache.is_some() {
+            visited.push((folder.to_path_buf(), host.symlink_metadata(folder).ok()))
+        }
     })?;
     if let Some(cache) = cache {
         cache.queue_copies(release, name, started, &visited, &found);
