@@ -100,6 +100,9 @@ pub struct Cache {
     pub(crate) binary: String,
     /// Entries to write: file, bytes.
     queued: Mutex<Vec<(PathBuf, Vec<u8>)>>,
+    /// The entries this gather looked up: their image was open or their
+    /// kernel installed, so they are no orphans and are not read again.
+    live: Mutex<Vec<PathBuf>>,
 }
 
 impl Cache {
@@ -124,6 +127,7 @@ impl Cache {
             dir,
             binary: sha256_hex(&binary),
             queued: Mutex::new(Vec::new()),
+            live: Mutex::new(Vec::new()),
         }))
     }
 
@@ -148,7 +152,9 @@ impl Cache {
     /// What was learnt earlier from exactly this file, if anything. A
     /// missing, unreadable or foreign entry is a miss.
     pub fn get(&self, host: &Host, key: &Key) -> Option<Learnt> {
-        let (bytes, _) = host.read_capped(&self.entry_path(key), ENTRY_MAX).ok()?;
+        let path = self.entry_path(key);
+        self.note_live(&path);
+        let (bytes, _) = host.read_capped(&path, ENTRY_MAX).ok()?;
         let entry: Entry = serde_json::from_slice(&bytes).ok()?;
         (entry.key == *key).then_some(entry.learnt)
     }
@@ -161,6 +167,13 @@ impl Cache {
         }
     }
 
+    /// Records that the entry at `path` describes what this gather found.
+    pub(crate) fn note_live(&self, path: &Path) {
+        if let Ok(mut live) = self.live.lock() {
+            live.push(path.to_path_buf());
+        }
+    }
+
     pub(crate) fn queue_bytes(&self, path: PathBuf, bytes: Vec<u8>) {
         if let Ok(mut queued) = self.queued.lock() {
             queued.push((path, bytes));
@@ -168,8 +181,8 @@ impl Cache {
     }
 
     /// Writes the queued entries, making the folder (mode 0700) when it is
-    /// missing, and removes the entries of images that are gone; fails at
-    /// the first entry it cannot keep.
+    /// missing, and removes the entries of images and module trees that are
+    /// gone; fails at the first entry it cannot keep.
     pub fn write(&self, host: &Host) -> Result<()> {
         let queued = match self.queued.lock() {
             Ok(mut queued) => std::mem::take(&mut *queued),
@@ -190,13 +203,15 @@ impl Cache {
     /// Removes the entries whose image or module tree no longer exists (a
     /// removed kernel's), so the folder holds at most one entry per image,
     /// or kernel, and module name present. An entry that cannot be read is
-    /// left: the next miss on its image or tree replaces it.
+    /// left: the next miss on its image or tree replaces it. The entries
+    /// this gather looked up are not read again.
     fn remove_orphans(&self, host: &Host) {
+        let live = self.live.lock().map(|l| l.clone()).unwrap_or_default();
         for dirent in host.read_dir(&self.dir).unwrap_or_default() {
-            if !dirent.name.ends_with(".json") {
+            let path = self.dir.join(&dirent.name);
+            if !dirent.name.ends_with(".json") || live.contains(&path) {
                 continue;
             }
-            let path = self.dir.join(&dirent.name);
             let Ok((bytes, _)) = host.read_capped(&path, TREE_ENTRY_MAX) else {
                 continue;
             };

@@ -419,6 +419,15 @@ fn each_kernel(facts: &Value, each: impl Fn(&Value) -> (Value, bool)) -> (Vec<Va
     kernels.iter().map(each).unzip()
 }
 
+/// The cache is used only by a run as root.
+fn require_root() {
+    assert_eq!(
+        linux_host::host::process_uid(),
+        0,
+        "the facts cache is root's: run the unit tests as root"
+    );
+}
+
 /// The image entries of the cache.
 fn entries(root: &Path) -> Vec<String> {
     let mut names = linux_host::testing::names_in(&root.join(CACHE));
@@ -449,11 +458,7 @@ fn copies(facts: &Value) -> (Vec<Value>, Vec<bool>) {
 
 #[test]
 fn the_copies_cache_serves_an_unchanged_tree_and_misses_a_changed_one() -> Result<()> {
-    assert_eq!(
-        linux_host::host::process_uid(),
-        0,
-        "the facts cache is root's: run the unit tests as root"
-    );
+    require_root();
     let dir = lab();
     let root = dir.path();
     let host = Host::scripted(root, script());
@@ -516,11 +521,7 @@ fn the_copies_cache_serves_an_unchanged_tree_and_misses_a_changed_one() -> Resul
 #[test]
 fn the_image_cache_serves_an_unchanged_image_and_misses_a_changed_one() -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(
-        linux_host::host::process_uid(),
-        0,
-        "the image cache is root's: run the unit tests as root"
-    );
+    require_root();
     let dir = lab();
     let root = dir.path();
     let host = Host::scripted(root, script());
@@ -636,11 +637,7 @@ fn the_image_cache_serves_an_unchanged_image_and_misses_a_changed_one() -> Resul
 #[test]
 fn an_image_cache_others_could_write_is_not_used() -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(
-        linux_host::host::process_uid(),
-        0,
-        "the image cache is root's: run the unit tests as root"
-    );
+    require_root();
     type Layout = fn(&Path) -> std::io::Result<()>;
     let unsafe_layouts: [(&str, Layout); 3] = [
         ("a folder above it others may write", |root| {
