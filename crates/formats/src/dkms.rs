@@ -21,6 +21,29 @@ use serde::Serialize;
 /// The architecture DKMS files builds under: the one this binary runs on.
 pub const ARCH: &str = std::env::consts::ARCH;
 
+/// The DKMS tree: `<name>/<version>/<kernel>/<arch>` per build.
+pub const TREE: &str = "/var/lib/dkms";
+
+/// DKMS's own configuration.
+pub const FRAMEWORK_CONF: &str = "/etc/dkms/framework.conf";
+/// The folder of additions to [`FRAMEWORK_CONF`].
+pub const FRAMEWORK_CONF_DIR: &str = "/etc/dkms/framework.conf.d";
+
+/// Whether a `framework.conf` text moves one of DKMS's trees (an assignment
+/// to `dkms_tree`, `source_tree` or `install_tree` that is not commented
+/// out): then DKMS does not read the places this crate names.
+pub fn moves_trees(text: &str) -> bool {
+    text.lines().any(|line| {
+        let line = line.trim_start().trim_start_matches("export ").trim_start();
+        ["dkms_tree", "source_tree", "install_tree"]
+            .iter()
+            .any(|var| {
+                line.strip_prefix(var)
+                    .is_some_and(|rest| rest.trim_start().starts_with('='))
+            })
+    })
+}
+
 /// `/usr/src/<name>-<version>`: where DKMS expects a package's source tree.
 pub fn source_dir(name: &str, version: &str) -> PathBuf {
     PathBuf::from(format!("/usr/src/{name}-{version}"))
@@ -225,6 +248,18 @@ fn split_notes(text: &str) -> (&str, Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_framework_conf_that_moves_a_tree_is_told_from_one_that_does_not() {
+        assert!(!moves_trees(""));
+        assert!(!moves_trees(
+            "# dkms_tree=\"/srv/dkms\"\n#install_tree=/x\nsign_tool=/x\n"
+        ));
+        assert!(!moves_trees("dkms_tree_extra=1\n"));
+        assert!(moves_trees("dkms_tree=\"/srv/dkms\"\n"));
+        assert!(moves_trees("  source_tree = /srv/src\n"));
+        assert!(moves_trees("export install_tree=/srv/modules\n"));
+    }
 
     #[test]
     fn seed_line_from_centos7() {

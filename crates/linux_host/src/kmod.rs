@@ -11,7 +11,7 @@ use formats::modinfo::{
 };
 use serde::Serialize;
 
-use crate::command::Cmd;
+use crate::command::{Cmd, Output};
 use crate::host::{Host, Kind};
 use crate::kernel::modules_dir;
 
@@ -267,13 +267,36 @@ impl Serialize for Resolved {
     }
 }
 
+/// Where kmod reads its configuration (aliases among it), besides
+/// `/etc/modprobe.conf`; each folder's `*.conf` files.
+pub const MODPROBE_CONFIG_DIRS: &[&str] = &[
+    "/etc/modprobe.d",
+    "/run/modprobe.d",
+    "/usr/local/lib/modprobe.d",
+    "/lib/modprobe.d",
+    "/usr/lib/modprobe.d",
+];
+
+/// The command that asks which file `kver` resolves for `name`:
+/// `modinfo -k <kver> -n <name>`. What it reads: kmod's configuration
+/// ([`MODPROBE_CONFIG_DIRS`], `/etc/modprobe.conf`) and the indices at the
+/// top of `/lib/modules/<kver>`.
+pub fn modinfo_n(kver: &str, name: &str) -> Cmd {
+    Cmd::new("modinfo").arg("-k").arg(kver).arg("-n").arg(name)
+}
+
+/// The resolution an answer of [`modinfo_n`]'s `cmd` gives.
+pub fn resolution_from(cmd: &Cmd, out: &Output) -> Result<Resolution> {
+    parse_modinfo_n(out.rc, &out.stdout, &out.stderr)
+        .with_context(|| format!("unexpected answer from `{cmd}`"))
+}
+
 /// Resolves `name` for `kver` the way `modprobe` would, by asking
 /// `modinfo -k <kver> -n <name>`.
 pub fn resolve_with_modinfo(host: &Host, kver: &str, name: &str) -> Result<Resolution> {
-    let cmd = Cmd::new("modinfo").arg("-k").arg(kver).arg("-n").arg(name);
+    let cmd = modinfo_n(kver, name);
     let out = host.run(&cmd)?;
-    parse_modinfo_n(out.rc, &out.stdout, &out.stderr)
-        .with_context(|| format!("unexpected answer from `{cmd}`"))
+    resolution_from(&cmd, &out)
 }
 
 /// Resolves `name` for `kver` with modinfo, or from `modules.dep` when

@@ -75,8 +75,7 @@ pub fn gather(host: &Host, req: &Request, notes: &mut Notes) -> anyhow::Result<R
                 })
             })
             .collect();
-        // Read while the kernels' threads work: `dkms status` is a shell
-        // script that takes about as long as a kernel's facts.
+        // Read while the kernels' threads work.
         let wide = host_wide(host, req);
         let per_kernel: Vec<_> = workers
             .into_iter()
@@ -140,13 +139,33 @@ struct HostWide {
     notes: Notes,
 }
 
+/// `dkms status` (or the check of its kept answer, which waits for the
+/// kernels' module trees) on a thread of its own, the rest on this one.
 fn host_wide(host: &Host, req: &Request) -> HostWide {
+    std::thread::scope(|scope| {
+        let dkms = req.subset.dkms.then(|| {
+            scope.spawn(|| {
+                let mut notes = Notes::default();
+                let entries = dkms_entries(host, req.name, req.cache, &mut notes);
+                (entries, notes)
+            })
+        });
+        let mut rest = other_tools(host, req);
+        if let Some(worker) = dkms {
+            let (entries, mut notes) = worker
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            rest.dkms = entries;
+            notes.0.append(&mut rest.notes.0);
+            rest.notes = notes;
+        }
+        rest
+    })
+}
+
+/// The host-wide families but DKMS.
+fn other_tools(host: &Host, req: &Request) -> HostWide {
     let mut notes = Notes::default();
-    let dkms = req
-        .subset
-        .dkms
-        .then(|| dkms_entries(host, req.name, &mut notes))
-        .flatten();
     let controllers = if req.subset.controllers {
         match pci::controllers(host, req.name) {
             Ok(found) => Some(found),
@@ -175,7 +194,7 @@ fn host_wide(host: &Host, req: &Request) -> HostWide {
         None
     };
     HostWide {
-        dkms,
+        dkms: None,
         controllers,
         arcconf,
         kernel_log,

@@ -10,12 +10,15 @@
 //! finds there, so no other user may be able to plant or swap an entry. A
 //! gather only reads entries; the entries it learnt are written by a real
 //! run, never in check mode. The same folder keeps the lists of a module's
-//! copies in each kernel's module tree ([`crate::copies_cache`]).
+//! copies in each kernel's module tree ([`crate::copies_cache`]), the
+//! answers of `modinfo -n` and `dkms status` ([`crate::answers_cache`]) and
+//! what each copy says of itself ([`crate::files_cache`]).
 
 use std::fs::Metadata;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use formats::compress::Compression;
@@ -27,6 +30,12 @@ use serde::{Deserialize, Serialize};
 /// Where entries are kept unless the task says otherwise: beside the
 /// module binaries the action plugin caches.
 pub const DEFAULT: &str = "/var/cache/aacraid-modules/facts";
+
+/// The file listing the binaries seen (identity and SHA-256), newest
+/// first; not an entry (no `.json`), so never taken for an orphan.
+const BINARIES: &str = "binaries";
+/// How many binaries the list remembers.
+const BINARIES_KEPT: usize = 8;
 
 /// An image entry is a few hundred bytes; anything larger is not one of ours.
 const ENTRY_MAX: u64 = 64 * 1024;
@@ -64,6 +73,16 @@ impl Identity {
             mtime: (meta.mtime(), meta.mtime_nsec()),
             ctime: (meta.ctime(), meta.ctime_nsec()),
         }
+    }
+
+    /// Whether neither time of the file is within
+    /// [`RECENT`](crate::stamp::RECENT) seconds of `started`.
+    pub fn settled(&self, started: SystemTime) -> bool {
+        let Ok(started) = started.duration_since(UNIX_EPOCH) else {
+            return false;
+        };
+        let limit = i64::try_from(started.as_secs()).unwrap_or(i64::MAX) - crate::stamp::RECENT;
+        self.mtime.0 < limit && self.ctime.0 < limit
     }
 }
 
@@ -103,6 +122,8 @@ pub struct Cache {
     /// The entries this gather looked up: their image was open or their
     /// kernel installed, so they are no orphans and are not read again.
     live: Mutex<Vec<PathBuf>>,
+    /// The copies of each (kernel, module name) looked for in this gather.
+    pub(crate) looked: Mutex<Vec<((String, String), crate::copies_cache::Slot)>>,
 }
 
 impl Cache {
@@ -120,15 +141,44 @@ impl Cache {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             _ => host.private_folder(&dir, false)?,
         }
-        let binary = host
-            .read(Path::new("/proc/self/exe"))
-            .context("cannot read the running binary to key the image cache")?;
-        Ok(Some(Cache {
+        let mut cache = Cache {
             dir,
-            binary: sha256_hex(&binary),
+            binary: String::new(),
             queued: Mutex::new(Vec::new()),
             live: Mutex::new(Vec::new()),
-        }))
+            looked: Mutex::default(),
+        };
+        cache.binary = cache
+            .binary_sha256(host)
+            .context("cannot read the running binary to key the image cache")?;
+        Ok(Some(cache))
+    }
+
+    /// SHA-256 of the running binary: from the list of binaries this cache
+    /// has seen while the file has the identity it had when hashed (a new
+    /// build is a new file, or a changed one), else hashed and the list
+    /// queued with it first.
+    fn binary_sha256(&self, host: &Host) -> Result<String> {
+        let mut exe = host.open(Path::new("/proc/self/exe"))?;
+        let identity = Identity::of(&exe.metadata()?);
+        let list = self.dir.join(BINARIES);
+        let mut known: Vec<(Identity, String)> = host
+            .read_capped(&list, ENTRY_MAX)
+            .ok()
+            .and_then(|(bytes, _)| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        if let Some((_, sha256)) = known.iter().find(|(seen, _)| *seen == identity) {
+            return Ok(sha256.clone());
+        }
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut exe, &mut bytes)?;
+        let sha256 = sha256_hex(&bytes);
+        known.insert(0, (identity, sha256.clone()));
+        known.truncate(BINARIES_KEPT);
+        if let Ok(bytes) = serde_json::to_vec(&known) {
+            self.queue_bytes(list, bytes);
+        }
+        Ok(sha256)
     }
 
     /// The key of `image`, whose open file has `meta`, for module `name`.
@@ -215,10 +265,17 @@ impl Cache {
             let Ok((bytes, _)) = host.read_capped(&path, TREE_ENTRY_MAX) else {
                 continue;
             };
-            let subject = serde_json::from_slice::<Entry>(&bytes)
-                .map(|e| PathBuf::from(e.key.image))
-                .ok()
-                .or_else(|| crate::copies_cache::subject(&bytes));
+            let subject = if dirent.name.starts_with(crate::copies_cache::PREFIX) {
+                crate::copies_cache::subject(&bytes)
+            } else if dirent.name.starts_with(crate::answers_cache::PREFIX) {
+                crate::answers_cache::subject(&bytes)
+            } else if dirent.name.starts_with(crate::files_cache::PREFIX) {
+                crate::files_cache::subject(&bytes)
+            } else {
+                serde_json::from_slice::<Entry>(&bytes)
+                    .map(|e| PathBuf::from(e.key.image))
+                    .ok()
+            };
             let gone = subject.is_some_and(|subject| {
                 matches!(host.symlink_metadata(&subject),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound)

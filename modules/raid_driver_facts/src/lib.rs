@@ -6,13 +6,16 @@
 //! The options and the `ansible_facts.raid_driver` schema are documented
 //! in the sidecar `raid_driver_facts.yml`.
 
+mod answers_cache;
 mod boot;
 mod copies_cache;
+mod files_cache;
 mod gather;
 mod image_cache;
 mod options;
 mod per_kernel;
 mod schema;
+mod stamp;
 mod tools;
 
 use ansible_protocol::{Context, Module, Response};
@@ -58,7 +61,7 @@ impl Module for RaidDriverFacts {
         }
         let subset = options::parse_subset(&options.gather_subset)?;
         let mut notes = gather::Notes::default();
-        let cache = if subset.initramfs || subset.modules {
+        let cache = if subset.initramfs || subset.modules || subset.dkms {
             image_cache::Cache::open(host, &options.image_cache).unwrap_or_else(|e| {
                 notes.warn(format!(
                     "the image cache {} is not used: {e:#}",

@@ -1,22 +1,24 @@
 //! One kernel's facts: the file it resolves for the module, every copy in
 //! its module tree, and what its initramfs image holds.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::SystemTime;
 
 use anyhow::Context as _;
 use formats::compress::Compression;
-use formats::modinfo::{sha256_hex, ModInfo};
+use formats::modinfo::{sha256_hex, ModInfo, Resolution};
 use formats::modsig::Signature;
 use linux_host::initramfs::{appended_segment, image_path, member_for, module_files_in};
-use linux_host::kmod::{self, Lookup, ModuleFile, Resolved};
+use linux_host::kernel::modules_dir;
+use linux_host::kmod::{self, ModuleFile, Resolved};
 use linux_host::signing::{self, Enforcement, HostSigning};
 use linux_host::Host;
 
-use crate::copies_cache::Visited;
+use crate::copies_cache::{Found, Visited};
 use crate::gather::{Notes, Request};
 use crate::image_cache::{Cache, Identity, Learnt, Member};
 use crate::schema::{Copy, Image, ImageModule, KernelFacts, LoadFacts, ResolvedFacts};
+use crate::{answers_cache, files_cache};
 
 /// The facts of `release`; `(installed, running, modinfo_present)` say
 /// what the caller already knows of it; `signing`, the host's signature
@@ -44,12 +46,12 @@ pub fn kernel_facts(
         return facts;
     }
     if req.subset.modules {
-        let (how, lookup) = if modinfo_present {
-            ("modinfo", Lookup::Modinfo)
+        let how = if modinfo_present {
+            "modinfo"
         } else {
-            ("modules.dep", Lookup::ModulesDep)
+            "modules.dep"
         };
-        match Resolved::read(host, release, req.name, lookup) {
+        match resolve(host, release, req.name, modinfo_present, req.cache) {
             Ok(resolved) => {
                 facts.resolved_by = Some(how);
                 facts.resolved = (resolved.resolution != formats::modinfo::Resolution::NotFound)
@@ -73,7 +75,9 @@ pub fn kernel_facts(
             .as_ref()
             .and_then(|r| r.resolved.file.as_ref());
         match copies(host, release, req.name, req.cache) {
-            Ok((paths, from_cache)) => {
+            Ok(Found {
+                paths, from_cache, ..
+            }) => {
                 facts.copies_from_cache = Some(from_cache);
                 facts.copies = Some(
                     paths
@@ -87,7 +91,7 @@ pub fn kernel_facts(
                             },
                             None => Copy {
                                 active: false,
-                                file: ModuleFile::read(host, release, p),
+                                file: files_cache::module_file(req.cache, host, release, p),
                                 load: LoadFacts::default(),
                             },
                         })
@@ -117,17 +121,71 @@ pub fn kernel_facts(
     facts
 }
 
-/// The files named like module `name` in `release`'s module tree, and
-/// whether the cache said where they are (else the tree was walked, and the
-/// walk is queued for the cache).
-fn copies(
+/// Which file `release` resolves for `name` (asking `modinfo` when it is
+/// installed, else reading `modules.dep`), and what it holds: `modinfo`'s
+/// answer and the file's facts from the cache while nothing they depend on
+/// changed.
+fn resolve(
+    host: &Host,
+    release: &str,
+    name: &str,
+    with_modinfo: bool,
+    cache: Option<&Cache>,
+) -> anyhow::Result<Resolved> {
+    let resolution = if with_modinfo {
+        let cmd = kmod::modinfo_n(release, name);
+        let tree = modules_dir(release);
+        let out = answers_cache::run(
+            cache,
+            host,
+            &cmd,
+            |stamp| {
+                stamp.listing(host, &tree);
+                for dir in kmod::MODPROBE_CONFIG_DIRS {
+                    stamp.listing(host, Path::new(dir));
+                }
+                stamp.followed(host, Path::new("/etc/modprobe.conf"));
+            },
+            Some(&tree),
+        )?;
+        kmod::resolution_from(&cmd, &out)?
+    } else {
+        kmod::resolve_with_modules_dep(host, release, name)?
+    };
+    let file = match &resolution {
+        Resolution::File(path) => Some(files_cache::module_file(cache, host, release, path)),
+        _ => None,
+    };
+    Ok(Resolved { resolution, file })
+}
+
+/// The files named like module `name` in `release`'s module tree (a tree
+/// walked is queued for the cache). With a cache, each tree is looked at once
+/// per gather: the kernel's facts and the DKMS stamp both ask.
+pub fn copies(
     host: &Host,
     release: &str,
     name: &str,
     cache: Option<&Cache>,
-) -> anyhow::Result<(Vec<PathBuf>, bool)> {
+) -> anyhow::Result<Found> {
+    match cache {
+        Some(cache) => cache
+            .once(release, name, || {
+                find_copies(host, release, name, Some(cache)).map_err(|e| format!("{e:#}"))
+            })
+            .map_err(anyhow::Error::msg),
+        None => find_copies(host, release, name, None),
+    }
+}
+
+fn find_copies(
+    host: &Host,
+    release: &str,
+    name: &str,
+    cache: Option<&Cache>,
+) -> anyhow::Result<Found> {
     if let Some(found) = cache.and_then(|c| c.copies(host, release, name)) {
-        return Ok((found, true));
+        return Ok(found);
     }
     let started = SystemTime::now();
     let mut visited: Visited = Vec::new();
@@ -136,10 +194,12 @@ fn copies(
             visited.push((folder.to_path_buf(), host.symlink_metadata(folder).ok()))
         }
     })?;
-    if let Some(cache) = cache {
-        cache.queue_copies(release, name, started, &visited, &found);
-    }
-    Ok((found, false))
+    let tree = cache.and_then(|cache| cache.queue_copies(release, name, started, &visited, &found));
+    Ok(Found {
+        paths: found,
+        from_cache: false,
+        tree,
+    })
 }
 
 /// The kernel's enforcement, and the verdict on every copy read above. The

@@ -8,6 +8,7 @@ use formats::testing::{cpio, fake_module, gzip};
 use linux_host::Script;
 use serde_json::Value;
 use std::fs;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 ansible_protocol::sidecar_test!(RaidDriverFacts, "../raid_driver_facts.yml");
@@ -431,15 +432,25 @@ fn require_root() {
 /// The image entries of the cache.
 fn entries(root: &Path) -> Vec<String> {
     let mut names = linux_host::testing::names_in(&root.join(CACHE));
-    names.retain(|n| !n.starts_with("tree-"));
+    names.retain(|n| {
+        n.ends_with(".json")
+            && !["tree-", "answer-", "file-"]
+                .iter()
+                .any(|p| n.starts_with(p))
+    });
+    names
+}
+
+/// The cache's entries whose file name starts with `prefix`.
+fn kept(root: &Path, prefix: &str) -> Vec<String> {
+    let mut names = linux_host::testing::names_in(&root.join(CACHE));
+    names.retain(|n| n.starts_with(prefix));
     names
 }
 
 /// The module-tree entries of the cache.
 fn trees(root: &Path) -> Vec<String> {
-    let mut names = linux_host::testing::names_in(&root.join(CACHE));
-    names.retain(|n| n.starts_with("tree-"));
-    names
+    kept(root, "tree-")
 }
 
 /// Every kernel's copies (paths), and whether each list came from the cache.
@@ -471,9 +482,14 @@ fn the_copies_cache_serves_an_unchanged_tree_and_misses_a_changed_one() -> Resul
     assert!(trees(root).is_empty(), "{:?}", trees(root));
 
     std::thread::sleep(std::time::Duration::from_secs(3));
+    let before = linux_host::testing::names_in(&root.join(CACHE));
     let (_, cached) = copies(&run(&host, modules.clone(), true)?.0);
     assert_eq!(cached, [false, false]);
-    assert!(!root.join(CACHE).exists(), "check mode keeps nothing");
+    assert_eq!(
+        linux_host::testing::names_in(&root.join(CACHE)),
+        before,
+        "check mode keeps nothing"
+    );
     run(&host, modules.clone(), false)?;
     assert_eq!(trees(root).len(), 2);
     let (served, cached) = copies(&run(&host, modules.clone(), false)?.0);
@@ -698,6 +714,119 @@ fn an_image_cache_others_could_write_is_not_used() -> Result<()> {
             msg.starts_with("image_cache must be an absolute path"),
             "{msg}"
         );
+    }
+    Ok(())
+}
+
+/// The tools a run of `opts` called (their program names), and its facts
+/// with every `*from_cache` flag set aside.
+fn tools_called(host: &Host, opts: &Value) -> Result<(Vec<String>, Value)> {
+    let before = host.calls().len();
+    let (mut facts, _) = run(host, opts.clone(), false)?;
+    for kernel in facts["kernels"].as_array_mut().into_iter().flatten() {
+        kernel["copies_from_cache"] = Value::Null;
+        kernel["initramfs"]["from_cache"] = Value::Null;
+    }
+    let called = host.calls()[before..]
+        .iter()
+        .map(|argv| argv.iter().take(3).cloned().collect::<Vec<_>>().join(" "))
+        .filter(|call| !call.starts_with("dmesg"))
+        .collect();
+    Ok((called, facts))
+}
+
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(3);
+
+#[test]
+fn the_tools_answers_and_the_copies_facts_are_served_until_what_they_read_changes() -> Result<()> {
+    require_root();
+    let dir = lab();
+    let root = dir.path();
+    let host = Host::scripted(root, script());
+    let all = serde_json::json!({});
+    let both = ["modinfo -k 6.1.0-56-amd64", "modinfo -k 6.1.0-55-amd64"];
+    let dkms = "dkms status -m";
+    let sorted = |mut calls: Vec<String>| {
+        calls.sort();
+        calls
+    };
+
+    // Files changed in the last seconds: asked, and the answers not kept.
+    let (called, asked) = tools_called(&host, &all)?;
+    assert_eq!(sorted(called), [dkms, both[1], both[0]]);
+    assert!(kept(root, "answer-").is_empty() && kept(root, "file-").is_empty());
+
+    // Settled: asked once more and kept (not in check mode); then served.
+    std::thread::sleep(SETTLE);
+    run(&host, all.clone(), true)?;
+    assert!(kept(root, "answer-").is_empty(), "check mode keeps nothing");
+    let (called, _) = tools_called(&host, &all)?;
+    assert_eq!(called.len(), 3, "{called:?}");
+    assert_eq!(kept(root, "answer-").len(), 3);
+    assert_eq!(
+        kept(root, "file-").len(),
+        3,
+        "two copies of one kernel, one of the other"
+    );
+    let (called, served) = tools_called(&host, &all)?;
+    assert!(called.is_empty(), "{called:?}");
+    assert_eq!(served, asked);
+
+    // kmod's configuration changed: both kernels' modinfo is asked again,
+    // not dkms.
+    write(
+        root,
+        "/etc/modprobe.d/aacraid.conf",
+        b"alias scsi_hba aacraid\n",
+    );
+    let (called, _) = tools_called(&host, &all)?;
+    assert_eq!(sorted(called), [both[1], both[0]]);
+
+    // One kernel's indices rewritten: its modinfo is asked again, and dkms
+    // (a new file changed a folder of that kernel's tree), not the other
+    // kernel's modinfo.
+    std::thread::sleep(SETTLE);
+    tools_called(&host, &all)?;
+    write(
+        root,
+        &format!("/lib/modules/{NEW}/modules.dep.bin"),
+        b"index",
+    );
+    let (called, _) = tools_called(&host, &all)?;
+    assert_eq!(sorted(called), [dkms, both[0]]);
+
+    // A copy rewritten in place: read again (its new facts reported), and
+    // dkms asked again (it compares its builds with the installed copies).
+    std::thread::sleep(SETTLE);
+    tools_called(&host, &all)?;
+    let updates = root.join(format!("lib/modules/{NEW}/updates/aacraid.ko"));
+    let rebuilt = module("1.2-1.41024dkms", "VENDOR57", NEW);
+    assert_eq!(rebuilt.len() as u64, fs::metadata(&updates)?.len());
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&updates)?
+        .write_all_at(&rebuilt, 0)?;
+    let (called, facts) = tools_called(&host, &all)?;
+    assert_eq!(called, [dkms]);
+    assert_eq!(facts["kernels"][0]["resolved"]["srcversion"], "VENDOR57");
+
+    // The DKMS tree changed: dkms asked again.
+    std::thread::sleep(SETTLE);
+    tools_called(&host, &all)?;
+    write(
+        root,
+        "/var/lib/dkms/aacraid/1.2.1.41024/source/dkms.conf",
+        b"PACKAGE_NAME=aacraid\n",
+    );
+    let (called, _) = tools_called(&host, &all)?;
+    assert_eq!(called, [dkms]);
+
+    // A configuration that moves DKMS's trees: dkms asked at every gather.
+    write(root, "/etc/dkms/framework.conf", b"dkms_tree=/srv/dkms\n");
+    std::thread::sleep(SETTLE);
+    for _ in 0..2 {
+        let (called, _) = tools_called(&host, &all)?;
+        assert_eq!(called, [dkms]);
     }
     Ok(())
 }

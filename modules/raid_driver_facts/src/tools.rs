@@ -1,18 +1,32 @@
-//! Facts from other tools: `dkms status` and `arcconf`. A tool that is
-//! missing or fails gives `null` facts and a warning.
+//! Facts from other tools: `dkms status` (kept in the facts cache, with
+//! what it reads) and `arcconf`. A tool that is missing or fails gives
+//! `null` facts and a warning.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use formats::modinfo::normalize;
+use formats::modinfo::{module_name_of_file, normalize};
 use formats::{arcconf, dkms};
-use linux_host::{Cmd, Host, ProgramNotFound};
+use linux_host::host::Kind;
+use linux_host::{kernel, Cmd, Host, ProgramNotFound};
 
+use crate::answers_cache;
+use crate::copies_cache::Found;
 use crate::gather::Notes;
+use crate::image_cache::Cache;
+use crate::per_kernel::copies;
+use crate::stamp::Stamp;
 
-/// The DKMS entries of module `name`.
-pub fn dkms_entries(host: &Host, name: &str, notes: &mut Notes) -> Option<Vec<dkms::Entry>> {
+/// The DKMS entries of module `name`: `dkms status`'s answer, from the
+/// cache while nothing it reads changed.
+pub fn dkms_entries(
+    host: &Host,
+    name: &str,
+    cache: Option<&Cache>,
+    notes: &mut Notes,
+) -> Option<Vec<dkms::Entry>> {
     let cmd = Cmd::new("dkms").arg("status").arg("-m").arg(name);
-    match host.run(&cmd) {
+    let reads = |stamp: &mut Stamp| dkms_reads(host, name, cache, stamp);
+    match answers_cache::run(cache, host, &cmd, reads, None) {
         Ok(out) => {
             let status = dkms::parse_status(&out.stdout);
             if !out.success() {
@@ -29,6 +43,106 @@ pub fn dkms_entries(host: &Host, name: &str, notes: &mut Notes) -> Option<Vec<dk
         Err(e) => {
             notes.warn(missing_or_error("dkms", &e));
             None
+        }
+    }
+}
+
+/// A DKMS module folder holds a few entries per version and kernel; one
+/// this large is not walked for a stamp (its answer is not kept).
+const DKMS_ENTRIES_MAX: usize = 4096;
+
+/// What `dkms status -m <name>` reads (dkms 2.8 to 3.x): its configuration,
+/// the running kernel's release, the module's folder of the DKMS tree (every
+/// entry but the build folders' contents) and each version's `dkms.conf`,
+/// and, in every kernel it built for and every installed kernel, the module
+/// tree: each copy of each module it built (it compares its builds with
+/// them, and looks for weak-updates links) and every folder (it looks for
+/// compressed modules, and reads `modules.dep`, to pick the suffix). When
+/// the configuration moves a tree, or a tree's folders changed too recently
+/// to be told apart, the stamp is given up.
+fn dkms_reads(host: &Host, name: &str, cache: Option<&Cache>, stamp: &mut Stamp) {
+    if let Ok(release) = kernel::running(host) {
+        stamp.value("running", &release);
+    }
+    let mut confs = vec![PathBuf::from(dkms::FRAMEWORK_CONF)];
+    confs.extend(
+        host.read_dir(Path::new(dkms::FRAMEWORK_CONF_DIR))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.path),
+    );
+    if confs.iter().any(|conf| {
+        host.read_text(conf)
+            .is_ok_and(|text| dkms::moves_trees(&text))
+    }) {
+        stamp.give_up();
+        return;
+    }
+    stamp.followed(host, Path::new(dkms::FRAMEWORK_CONF));
+    stamp.listing(host, Path::new(dkms::FRAMEWORK_CONF_DIR));
+    stamp.followed(host, Path::new(dkms::TREE));
+    let folder = Path::new(dkms::TREE).join(name);
+    let mut kernels: Vec<String> = kernel::installed(host).unwrap_or_default();
+    let mut modules: Vec<String> = vec![normalize(name)];
+    let mut todo = vec![folder.clone()];
+    let mut seen = 0;
+    stamp.entry(host, &folder);
+    stamp.value("installed", &kernels.join(" "));
+    while let Some(dir) = todo.pop() {
+        let Ok(entries) = host.read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            seen += 1;
+            if seen > DKMS_ENTRIES_MAX {
+                stamp.give_up();
+                return;
+            }
+            stamp.entry(host, &entry.path);
+            // <version>/<kernel>/<arch>/module/<file>
+            let relative: Vec<_> = entry
+                .path
+                .strip_prefix(&folder)
+                .map(|r| r.iter().collect())
+                .unwrap_or_default();
+            match (entry.kind, relative.as_slice()) {
+                (Kind::Symlink, [_, source]) if *source == "source" => {
+                    stamp.followed(host, &entry.path.join("dkms.conf"));
+                }
+                (Kind::Dir, [_, build]) if *build == "build" => {}
+                (Kind::Dir, [_, kernel]) => {
+                    kernels.push(kernel.to_string_lossy().into_owned());
+                    todo.push(entry.path);
+                }
+                (Kind::File, [_, _, _, module, file]) if *module == "module" => {
+                    modules.extend(module_name_of_file(&file.to_string_lossy()));
+                }
+                (Kind::Dir, _) => todo.push(entry.path),
+                _ => {}
+            }
+        }
+    }
+    kernels.sort();
+    kernels.dedup();
+    modules.sort();
+    modules.dedup();
+    for release in &kernels {
+        for module in &modules {
+            match copies(host, release, module, cache) {
+                Ok(Found {
+                    paths,
+                    tree: Some(tree),
+                    ..
+                }) => {
+                    stamp.value("tree", &tree);
+                    for copy in paths {
+                        stamp.entry(host, &copy);
+                        stamp.followed(host, &copy);
+                    }
+                }
+                Ok(_) => stamp.give_up(),
+                Err(_) => stamp.followed(host, &kernel::modules_dir(release)),
+            }
         }
     }
 }
