@@ -5,6 +5,7 @@ with and without an early cpio made by the real cpio."""
 
 import contextlib
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -228,8 +229,11 @@ def test_the_image_cache_serves_unchanged_images_only(lab):
     assert images() == ([False] * len(lab.kernels), decoded)
     assert lab.sh(f"stat -c '%a %U' {cache} $(dirname {cache})").splitlines() == ["700 root"] * 2
     n = len(lab.kernels)
-    for kind in ("'[0-9a-f]*.json'", "'tree-*.json'"):
-        assert lab.sh(f"find {cache} -type f -name {kind} -perm 600 -user root | wc -l").strip() == str(n), kind
+    # An image's and a tree's entry per kernel; modinfo's answer per kernel and dkms's; a
+    # file entry per copy of the module (one per kernel in the lab).
+    image_entry = "'" + "[0-9a-f]" * 64 + ".json'"
+    for kind, count in ((image_entry, n), ("'tree-*.json'", n), ("'answer-*.json'", n + 1), ("'file-*.json'", n)):
+        assert lab.sh(f"find {cache} -type f -name {kind} -perm 600 -user root | wc -l").strip() == str(count), kind
     assert images() == ([True] * n, decoded)
 
     first = decoded[0]["path"]
@@ -251,6 +255,26 @@ def test_the_image_cache_serves_unchanged_images_only(lab):
     lab.sh(f"rm -r $(dirname {stray})")
     cached, found = copies()
     assert cached[0] is False and found == walked, (cached, found)
+
+    # The tools' answers: served while what they read is unchanged; the real depmod
+    # rewriting one kernel's indices makes that kernel's modinfo run again, and dkms
+    # (which reads the trees), not the other kernel's modinfo.
+    # The logging wrappers are new programs: asked once more once they settled.
+    for tool in ("modinfo", "dkms"):
+        lab.log_calls(tool)
+    try:
+        time.sleep(3)
+        images()
+        assert len(lab.calls("modinfo")) == n and len(lab.calls("dkms")) == 1
+        for _ in range(2):
+            images()
+        assert lab.calls("modinfo") == [] and lab.calls("dkms") == []
+        lab.sh(f"depmod -a {lab.kernels[0]}")
+        images()
+        assert lab.calls("modinfo") == [f"modinfo -k {lab.kernels[0]} -n aacraid"]
+        assert lab.calls("dkms") == ["dkms status -m aacraid"]
+    finally:
+        lab.sh("rm -f /usr/local/sbin/modinfo /usr/local/sbin/dkms")
     lab.sh(f"rm -rf $(dirname {cache})")
 
 
