@@ -821,6 +821,17 @@ fn the_tools_answers_and_the_copies_facts_are_served_until_what_they_read_change
     let (called, _) = tools_called(&host, &all)?;
     assert_eq!(called, [dkms]);
 
+    // An override of the module's dkms.conf: dkms asked again.
+    std::thread::sleep(SETTLE);
+    tools_called(&host, &all)?;
+    write(
+        root,
+        "/etc/dkms/aacraid.conf",
+        b"BUILD_EXCLUSIVE_KERNEL=^6\n",
+    );
+    let (called, _) = tools_called(&host, &all)?;
+    assert_eq!(called, [dkms]);
+
     // A configuration that moves DKMS's trees: dkms asked at every gather.
     write(root, "/etc/dkms/framework.conf", b"dkms_tree=/srv/dkms\n");
     std::thread::sleep(SETTLE);

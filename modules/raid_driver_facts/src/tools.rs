@@ -51,8 +51,23 @@ pub fn dkms_entries(
 /// this large is not walked for a stamp (its answer is not kept).
 const DKMS_ENTRIES_MAX: usize = 4096;
 
-/// What `dkms status -m <name>` reads (dkms 2.8 to 3.x): its configuration,
-/// the running kernel's release, the module's folder of the DKMS tree (every
+/// Files `dkms status` reads that pick the install location or turn its
+/// weak-updates scan on.
+const DKMS_ALSO_READS: &[&str] = &[
+    "/etc/os-release",
+    "/usr/lib/os-release",
+    "/etc/lsb-release",
+    "/etc/sysconfig/module-init-tools",
+];
+/// With either present, dkms before 3.1.5 scans every kernel's weak-updates.
+const WEAK_MODULES: &[&str] = &[
+    "/sbin/weak-modules",
+    "/usr/lib/module-init-tools/weak-modules",
+];
+
+/// What `dkms status -m <name>` reads (dkms 2.8 to 3.x): its configuration
+/// and overrides in `/etc/dkms`, the distribution's release files, the
+/// running kernel's release, the module's folder of the DKMS tree (every
 /// entry but the build folders' contents) and each version's `dkms.conf`,
 /// and, in every kernel it built for and every installed kernel, the module
 /// tree: each copy of each module it built (it compares its builds with
@@ -78,9 +93,20 @@ fn dkms_reads(host: &Host, name: &str, cache: Option<&Cache>, stamp: &mut Stamp)
         stamp.give_up();
         return;
     }
-    stamp.followed(host, Path::new(dkms::FRAMEWORK_CONF));
+    // `/etc/dkms` holds framework.conf and the per-module overrides
+    // (`<name>.conf`, `<name>--<kernel>.conf`, ...).
+    stamp.listing(host, Path::new("/etc/dkms"));
     stamp.listing(host, Path::new(dkms::FRAMEWORK_CONF_DIR));
+    for read in DKMS_ALSO_READS {
+        stamp.followed(host, Path::new(read));
+    }
     stamp.followed(host, Path::new(dkms::TREE));
+    if WEAK_MODULES.iter().any(|tool| host.exists(Path::new(tool))) {
+        // The weak-updates scan follows every module's `kernel-*` links.
+        for module in host.read_dir(Path::new(dkms::TREE)).unwrap_or_default() {
+            stamp.listing(host, &module.path);
+        }
+    }
     let folder = Path::new(dkms::TREE).join(name);
     let mut kernels: Vec<String> = kernel::installed(host).unwrap_or_default();
     let mut modules: Vec<String> = vec![normalize(name)];
@@ -127,6 +153,9 @@ fn dkms_reads(host: &Host, name: &str, cache: Option<&Cache>, stamp: &mut Stamp)
     modules.sort();
     modules.dedup();
     for release in &kernels {
+        // Read for the compression suffix (dkms before 3.1.3), possibly
+        // rewritten in place.
+        stamp.followed(host, &kernel::modules_dir(release).join("modules.dep"));
         for module in &modules {
             match copies(host, release, module, cache) {
                 Ok(Found {
