@@ -159,8 +159,6 @@ pub enum Lookup {
     Auto,
     /// `modinfo` only (its absence is an error).
     Modinfo,
-    /// `modules.dep` and `modules.builtin` only.
-    ModulesDep,
 }
 
 /// Which file a kernel loads for a module name, and what that file says
@@ -179,7 +177,6 @@ impl Resolved {
         let resolution = match lookup {
             Lookup::Auto => resolve(host, kver, name)?,
             Lookup::Modinfo => resolve_with_modinfo(host, kver, name)?,
-            Lookup::ModulesDep => resolve_with_modules_dep(host, kver, name)?,
         };
         Ok(Resolved::of(host, kver, resolution))
     }

@@ -46,10 +46,8 @@ impl Cache {
     }
 
     fn answer(&self, host: &Host, command: &str, stamp: &Stamp) -> Option<Output> {
-        let path = self.answer_path(command);
-        self.note_live(&path);
-        let (bytes, _) = host.read_capped(&path, ANSWER_MAX).ok()?;
-        let entry: AnswerEntry = serde_json::from_slice(&bytes).ok()?;
+        let (entry, _): (AnswerEntry, _) =
+            self.read_entry(host, &self.answer_path(command), ANSWER_MAX)?;
         (entry.binary == self.binary && entry.command == command && stamp.matches(&entry.stamp))
             .then_some(Output {
                 rc: entry.rc,

@@ -89,10 +89,8 @@ impl Cache {
     /// entry of this build says where they are and no folder of the tree
     /// changed since; else `None` (a miss).
     pub fn copies(&self, host: &Host, release: &str, name: &str) -> Option<Found> {
-        let path = self.tree_path(release, name);
-        self.note_live(&path);
-        let (bytes, _) = host.read_capped(&path, TREE_ENTRY_MAX).ok()?;
-        let entry: TreeEntry = serde_json::from_slice(&bytes).ok()?;
+        let (entry, bytes): (TreeEntry, _) =
+            self.read_entry(host, &self.tree_path(release, name), TREE_ENTRY_MAX)?;
         if entry.binary != self.binary || entry.release != release || entry.name != name {
             return None;
         }

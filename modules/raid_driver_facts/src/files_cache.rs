@@ -79,10 +79,8 @@ impl Cache {
         path: &Path,
         stamp: &Stamp,
     ) -> Option<ModuleFile> {
-        let entry_path = self.file_path(path);
-        self.note_live(&entry_path);
-        let (bytes, _) = host.read_capped(&entry_path, FILE_ENTRY_MAX).ok()?;
-        let entry: FileEntry = serde_json::from_slice(&bytes).ok()?;
+        let (entry, _): (FileEntry, _) =
+            self.read_entry(host, &self.file_path(path), FILE_ENTRY_MAX)?;
         (entry.binary == self.binary
             && entry.release == release
             && entry.file.path == path
@@ -100,8 +98,7 @@ pub fn module_file(cache: Option<&Cache>, host: &Host, release: &str, path: &Pat
     };
     let started = SystemTime::now();
     let mut stamp = Stamp::default();
-    stamp.entry(host, path);
-    stamp.followed(host, path);
+    stamp.file(host, path);
     if let Some(kept) = cache.kept_file(host, release, path, &stamp) {
         return kept;
     }

@@ -202,11 +202,23 @@ impl Cache {
     /// What was learnt earlier from exactly this file, if anything. A
     /// missing, unreadable or foreign entry is a miss.
     pub fn get(&self, host: &Host, key: &Key) -> Option<Learnt> {
-        let path = self.entry_path(key);
-        self.note_live(&path);
-        let (bytes, _) = host.read_capped(&path, ENTRY_MAX).ok()?;
-        let entry: Entry = serde_json::from_slice(&bytes).ok()?;
+        let (entry, _): (Entry, _) = self.read_entry(host, &self.entry_path(key), ENTRY_MAX)?;
         (entry.key == *key).then_some(entry.learnt)
+    }
+
+    /// The entry at `path` (at most `cap` bytes, not through a link) and its
+    /// bytes, noted as looked up by this gather; `None` when it is missing,
+    /// unreadable or not of type `T`.
+    pub(crate) fn read_entry<T: serde::de::DeserializeOwned>(
+        &self,
+        host: &Host,
+        path: &Path,
+        cap: u64,
+    ) -> Option<(T, Vec<u8>)> {
+        self.note_live(path);
+        let (bytes, _) = host.read_capped(path, cap).ok()?;
+        let entry = serde_json::from_slice(&bytes).ok()?;
+        Some((entry, bytes))
     }
 
     /// Queues `learnt` to be kept under `key`.

@@ -47,6 +47,17 @@ impl Stamp {
         self.add(path, meta);
     }
 
+    /// Adds `path` as it is and, when it is a link, what it leads to: what
+    /// reading the file through `path` depends on.
+    pub fn file(&mut self, host: &Host, path: &Path) {
+        let meta = host.symlink_metadata(path);
+        let link = meta.as_ref().is_ok_and(|m| m.file_type().is_symlink());
+        self.add(path, meta);
+        if link {
+            self.followed(host, path);
+        }
+    }
+
     /// Adds the folder `dir` and every entry in it, following links (so a
     /// link's target counts, not the link). The folder's path is resolved
     /// first, so that a link above it (`/lib` on merged-/usr systems) is

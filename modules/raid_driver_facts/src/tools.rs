@@ -165,8 +165,7 @@ fn dkms_reads(host: &Host, name: &str, cache: Option<&Cache>, stamp: &mut Stamp)
                 }) => {
                     stamp.value("tree", &tree);
                     for copy in paths {
-                        stamp.entry(host, &copy);
-                        stamp.followed(host, &copy);
+                        stamp.file(host, &copy);
                     }
                 }
                 Ok(_) => stamp.give_up(),
