@@ -27,7 +27,10 @@ row says off):
   off (aacraid_module_cache=false: ansible-core's own way, the whole binary
   with every task);
 - ansible.builtin.command `modinfo -k <the lab's newest kernel> -F version
-  aacraid` and ansible.builtin.ping.
+  aacraid` and ansible.builtin.ping;
+- ansible.builtin.raw `true` on the lab host: the transport alone (one remote
+  command, no module, no Python), the floor under any task that reaches the
+  host. The script prints what the time bound leaves above it.
 Per round the rows alternate in order (as listed, then reversed).
 
 Targets (issue 14), medians of this run:
@@ -63,6 +66,7 @@ LOADED_OFF = "raid_driver_facts gather_subset=loaded, pipelining off"
 UNCACHED = "raid_driver_facts gather_subset=loaded, cache off (binary sent each task)"
 COMMAND = "command: modinfo -k <kernel> -F version aacraid"
 PING = "ping"
+FLOOR = "raw: true (the transport alone)"
 # label → (host, task text, pipelining, extra vars, SSH only)
 TASKS = {
     BASELINE: ("ours", "ansible.builtin.debug:\n        msg: nothing", True, {}, False),
@@ -73,6 +77,7 @@ TASKS = {
                {"aacraid_module_cache": False}, True),
     COMMAND: ("python", "ansible.builtin.command: modinfo -k {kernel} -F version aacraid", True, {}, False),
     PING: ("python", "ansible.builtin.ping:", True, {}, False),
+    FLOOR: ("ours", "ansible.builtin.raw: \"true\"", True, {}, False),
 }
 TRANSPORTS = ("ssh", "docker")
 # Module tasks of playbooks/aacraid.yml on a server, without the reboot: facts (first
@@ -159,6 +164,14 @@ def main():
     print(f"\nProjection, {ROLLOUT_TASKS} module tasks per server on 1,000 servers: "
           f"{cached * ROLLOUT_TASKS * 1000 / 1e6:.1f} MB through the cache (plus one upload per binary "
           f"and server) against {uncached * ROLLOUT_TASKS * 1000 / 1e6:.1f} MB with the binary sent each task")
+
+    for transport in TRANSPORTS:
+        floor, bound = cost((transport, FLOOR)), 0.2 * cost((transport, COMMAND))
+        print(f"\n{transport}: the transport alone costs {floor * 1000:.0f} ms a task, "
+              f"{floor / cost((transport, COMMAND)):.2f} of the command module's; the time bound "
+              f"({bound * 1000:.0f} ms) leaves {(bound - floor) * 1000:.0f} ms above it, where the cached "
+              f"module takes {(cost((transport, LOADED)) - floor) * 1000:.0f} (loaded) and "
+              f"{(cost((transport, FACTS)) - floor) * 1000:.0f} (default subset)")
 
     # Each target reads the samples it needs itself.
     targets = [Target("bytes per task through the cache, SSH, default subset", lambda _: sent.median(("ssh", FACTS)),
