@@ -20,7 +20,7 @@ readonly SUITES=("$SUITE" "$SUITE-updates" "$SUITE-security")
 readonly KERNEL_SERIES=6.1.0
 readonly REPO=aacraid-lab
 readonly ALL_VARIANTS=(dracut initramfs-tools)
-readonly COMMON_PACKAGES=(dkms kmod gcc make rpm rpm2cpio cpio zstd xz-utils gzip openssh-server)
+readonly COMMON_PACKAGES=(dkms kmod gcc make rpm rpm2cpio cpio zstd xz-utils gzip openssh-server inotify-tools)
 # dracut.conf.d file of the dracut variant that trades image size for speed.
 readonly LAB_SPEED_CONF=91-aacraid-lab-speed.conf
 readonly CHROOT_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
